@@ -1,0 +1,326 @@
+//! The one error table of the API: every failure a handler can return, with
+//! its HTTP status and its `code` (API.md section 2).
+//!
+//! Handlers return `Result<_, AppError>`; infrastructure errors are turned
+//! into an `AppError` where they happen (see `store`), never here. A 5xx body
+//! never carries internal detail: the cause chain goes to the log only.
+
+use std::{error::Error as StdError, fmt};
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use serde::Serialize;
+
+use crate::envelope::{self, Envelope};
+
+/// A boxed cause kept for the log.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The `code` of an error envelope, one per row of the contract's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+    RateLimitExceeded,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// Every code, for tests that walk the table.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::ValidationError,
+        ErrorCode::RateLimitExceeded,
+        ErrorCode::InternalError,
+        ErrorCode::ServiceUnavailable,
+    ];
+
+    pub const fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+}
+
+/// The code of one entry of `errors[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FieldCode {
+    Required,
+    InvalidFormat,
+    TooShort,
+    TooLong,
+    OutOfRange,
+    NotAllowed,
+    Mismatch,
+    WeakPassword,
+}
+
+/// One failing field of a 422.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+    pub code: FieldCode,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: FieldCode, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+/// Every failure a handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("Validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("Rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    /// A backing service is down or throttling after the SDK's retries.
+    #[error("{service} is unavailable")]
+    Unavailable {
+        service: &'static str,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A bug. The cause is logged, never sent.
+    #[error("internal error: {context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl AppError {
+    pub fn internal(context: &'static str, source: impl Into<BoxError>) -> Self {
+        AppError::Internal {
+            context,
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn unavailable(service: &'static str, source: impl Into<BoxError>) -> Self {
+        AppError::Unavailable {
+            service,
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        AppError::Validation(errors)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::BadRequest(_) => ErrorCode::BadRequest,
+            AppError::Unauthorized(_) => ErrorCode::Unauthorized,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            AppError::Conflict(_) => ErrorCode::Conflict,
+            AppError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            AppError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            AppError::Validation(_) => ErrorCode::ValidationError,
+            AppError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
+            AppError::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            AppError::Internal { .. } => ErrorCode::InternalError,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code().status()
+    }
+
+    /// What the client reads. Server-side failures get a fixed sentence so
+    /// that no SDK text or internal detail can leak into a body.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Unavailable { .. } => {
+                "Service temporarily unavailable, please retry".to_owned()
+            }
+            AppError::Internal { .. } => "Internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn field_errors(&self) -> &[FieldError] {
+        match self {
+            AppError::Validation(errors) => errors,
+            _ => &[],
+        }
+    }
+
+    /// The error envelope, with `data` for the rare error that has some
+    /// (the failing checks of `/ready`).
+    pub fn into_response_with<T: Serialize>(self, data: Option<T>) -> Response {
+        self.log();
+        let status = self.status();
+        let body = Envelope {
+            success: false,
+            message: self.public_message(),
+            data,
+            errors: self.field_errors().to_vec(),
+            meta: envelope::current_meta(),
+            code: Some(self.code().as_str()),
+            pagination: None,
+        };
+        let mut response = envelope::json_response(status, &body);
+        if let AppError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+
+    fn log(&self) {
+        match self {
+            AppError::Internal { .. } => {
+                tracing::error!(error = %ErrorChain(self), code = self.code().as_str(), "request failed")
+            }
+            AppError::Unavailable { .. } => {
+                tracing::warn!(error = %ErrorChain(self), code = self.code().as_str(), "dependency unavailable")
+            }
+            _ => {}
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.into_response_with::<()>(None)
+    }
+}
+
+/// Formats an error with every `source()` below it, for the log.
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut current = self.0.source();
+        while let Some(cause) = current {
+            write!(f, ": {cause}")?;
+            current = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_maps_to_the_status_of_the_contract() {
+        let expected = [
+            (400, "BAD_REQUEST"),
+            (401, "UNAUTHORIZED"),
+            (403, "FORBIDDEN"),
+            (404, "NOT_FOUND"),
+            (405, "METHOD_NOT_ALLOWED"),
+            (409, "CONFLICT"),
+            (413, "PAYLOAD_TOO_LARGE"),
+            (415, "UNSUPPORTED_MEDIA_TYPE"),
+            (422, "VALIDATION_ERROR"),
+            (429, "RATE_LIMIT_EXCEEDED"),
+            (500, "INTERNAL_ERROR"),
+            (503, "SERVICE_UNAVAILABLE"),
+        ];
+        for (code, (status, name)) in ErrorCode::ALL.iter().zip(expected) {
+            assert_eq!(code.status().as_u16(), status);
+            assert_eq!(code.as_str(), name);
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn server_errors_never_reveal_their_cause() {
+        let err = AppError::internal("loading user", std::io::Error::other("secret table xyz"));
+        assert_eq!(err.public_message(), "Internal server error");
+        let err = AppError::unavailable("dynamodb", std::io::Error::other("dispatch failure"));
+        assert!(!err.public_message().contains("dispatch"));
+    }
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let err = AppError::internal("loading user", std::io::Error::other("disk on fire"));
+        let text = ErrorChain(&err).to_string();
+        assert!(text.contains("loading user"), "{text}");
+        assert!(text.contains("disk on fire"), "{text}");
+    }
+
+    #[test]
+    fn field_codes_serialise_as_the_contract_spells_them() {
+        let err = FieldError::new("email", FieldCode::InvalidFormat, "bad");
+        let json = serde_json::to_value(err).unwrap();
+        assert_eq!(json["code"], "INVALID_FORMAT");
+        assert_eq!(serde_json::to_value(FieldCode::WeakPassword).unwrap(), "WEAK_PASSWORD");
+    }
+}

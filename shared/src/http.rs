@@ -1,0 +1,265 @@
+//! What wraps every function's router: request ids, the stage prefix, the
+//! request log line, panic recovery and the 404/405 envelopes.
+//!
+//! `http_service` turns a function's `Router` into the one service that the
+//! Lambda runtime, the local gateway and the tests all call, so the three can
+//! never disagree about these cross-cutting rules.
+
+use std::{any::Any, convert::Infallible, time::Instant};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::Request,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use http::{HeaderValue, Uri, header::USER_AGENT};
+use lambda_http::{RequestExt, request::RequestContext};
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::{
+    envelope::{self, RequestInfo, round_ms},
+    error::AppError,
+};
+
+/// The header that carries the request id both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A function's HTTP side, ready for `lambda_http::run` or the local gateway.
+pub type HttpService = BoxCloneSyncService<lambda_http::Request, Response, Infallible>;
+
+/// Adds the unknown-route and wrong-method envelopes to a function's routes.
+pub fn with_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(|| async { AppError::NotFound("Route not found".into()) })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+}
+
+/// Wraps a finished router with the cross-cutting layers.
+pub fn http_service(router: Router) -> HttpService {
+    let service = ServiceBuilder::new()
+        .map_request(|request: lambda_http::Request| request.map(Body::new))
+        .layer(middleware::from_fn(request_context))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .service(with_fallbacks(router));
+    BoxCloneSyncService::new(service)
+}
+
+/// The `X-Request-ID` to use: the caller's when it is 1–128 characters of
+/// `[A-Za-z0-9._-]`, else a new UUID. Anything else could inject into logs
+/// or response headers.
+pub fn request_id_from(header: Option<&HeaderValue>) -> String {
+    header
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| is_valid_request_id(value))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+pub fn is_valid_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// API Gateway hands lambda_http a path that starts with the stage
+/// (`/dev/health`); routes are declared without it, and `meta.path` must not
+/// show it either.
+pub fn strip_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    let Some(stage) = stage.filter(|s| !s.is_empty() && *s != "$default") else {
+        return path;
+    };
+    match path
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_prefix(stage))
+    {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+fn stage_of(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(ctx) => ctx.stage.clone(),
+        RequestContext::WebSocket(ctx) => ctx.stage.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The caller's address as API Gateway saw it.
+pub fn source_ip(request: &http::request::Parts) -> String {
+    let from_context = match request.extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
+        Some(RequestContext::WebSocket(ctx)) => ctx.identity.source_ip.clone(),
+        _ => None,
+    };
+    from_context.unwrap_or_else(|| "unknown".to_owned())
+}
+
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let stage = stage_of(&request);
+    let path = strip_stage(request.uri().path(), stage.as_deref()).to_owned();
+    if path != request.uri().path() {
+        let rewritten = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.clone(),
+        };
+        if let Ok(uri) = rewritten.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    let request_id = request_id_from(request.headers().get(REQUEST_ID_HEADER));
+    let method = request.method().to_string();
+    let (lambda_request_id, trace_id) = request
+        .lambda_context_ref()
+        .map(|ctx| (ctx.request_id.clone(), ctx.xray_trace_id.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let ip = source_ip(&parts);
+    let user_agent = parts
+        .headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let request = Request::from_parts(parts, body);
+
+    let span = tracing::info_span!(
+        "request",
+        requestId = %request_id,
+        lambdaRequestId = %lambda_request_id,
+        traceId = %trace_id,
+    );
+    let info = RequestInfo {
+        request_id: request_id.clone(),
+        started,
+        path: path.clone(),
+        method: method.clone(),
+    };
+    let mut response = envelope::scope(info, next.run(request))
+        .instrument(span.clone())
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            durationMs = round_ms(started.elapsed().as_secs_f64() * 1000.0),
+            ip = %ip,
+            userAgent = %user_agent,
+            "request completed"
+        );
+    });
+    response
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    AppError::Internal {
+        context: "handler panicked",
+        source: Some(detail.to_owned().into()),
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[test]
+    fn request_ids_follow_the_contract() {
+        let ok = HeaderValue::from_static("abc-1.x_Y");
+        assert_eq!(request_id_from(Some(&ok)), "abc-1.x_Y");
+        let long = "a".repeat(128);
+        assert_eq!(request_id_from(Some(&HeaderValue::from_str(&long).unwrap())), long);
+        for bad in ["", "has space", "semi;colon", "ümlaut-free?", &"a".repeat(129)] {
+            let header = HeaderValue::from_bytes(bad.as_bytes()).ok();
+            let id = request_id_from(header.as_ref());
+            assert_ne!(id, bad);
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} gave {id}");
+        }
+        assert!(uuid::Uuid::parse_str(&request_id_from(None)).is_ok());
+    }
+
+    #[test]
+    fn the_stage_is_stripped_only_as_a_whole_segment() {
+        assert_eq!(strip_stage("/dev/health", Some("dev")), "/health");
+        assert_eq!(strip_stage("/dev", Some("dev")), "/");
+        assert_eq!(strip_stage("/devices", Some("dev")), "/devices");
+        assert_eq!(strip_stage("/health", Some("dev")), "/health");
+        assert_eq!(strip_stage("/health", None), "/health");
+        assert_eq!(strip_stage("/health", Some("$default")), "/health");
+    }
+
+    fn app() -> HttpService {
+        http_service(
+            Router::new()
+                .route("/ok", get(|| async { envelope::ApiResponse::message("fine") }))
+                .route("/boom", get(|| async { panic!("kaboom") as &'static str })),
+        )
+    }
+
+    async fn call(service: HttpService, method: &str, uri: &str, request_id: Option<&str>) -> (u16, http::HeaderMap, serde_json::Value) {
+        let mut builder = http::Request::builder().method(method).uri(uri);
+        if let Some(id) = request_id {
+            builder = builder.header(REQUEST_ID_HEADER, id);
+        }
+        let response = service
+            .oneshot(builder.body(lambda_http::Body::Empty).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_request_id_is_echoed_in_header_and_meta() {
+        let (status, headers, body) = call(app(), "GET", "/ok", Some("abc-1")).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers[REQUEST_ID_HEADER], "abc-1");
+        assert_eq!(body["meta"]["requestId"], "abc-1");
+        assert_eq!(body["meta"]["path"], "/ok");
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_get_envelopes() {
+        let (status, headers, body) = call(app(), "GET", "/nope", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["code"], "NOT_FOUND");
+        assert_eq!(headers[REQUEST_ID_HEADER], body["meta"]["requestId"].as_str().unwrap());
+        let (status, _, body) = call(app(), "DELETE", "/ok", None).await;
+        assert_eq!(status, 405);
+        assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_envelope_and_the_service_keeps_serving() {
+        let service = app();
+        let (status, _, body) = call(service.clone(), "GET", "/boom", Some("p-1")).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["code"], "INTERNAL_ERROR");
+        assert_eq!(body["meta"]["requestId"], "p-1");
+        assert!(!body.to_string().contains("kaboom"));
+        let (status, _, _) = call(service, "GET", "/ok", None).await;
+        assert_eq!(status, 200);
+    }
+}

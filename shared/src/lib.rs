@@ -1,0 +1,21 @@
+//! What every function shares: the response envelope and error table, the
+//! HTTP middleware, body extraction, JWTs, password hashing, cursors,
+//! configuration, telemetry and the DynamoDB layer.
+//!
+//! Nothing here knows about a particular route group; a helper that two
+//! function crates need lives here rather than being copied between them.
+
+pub mod aws;
+pub mod config;
+pub mod cursor;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod jwt;
+pub mod password;
+pub mod store;
+pub mod telemetry;
+
+pub use envelope::{ApiResponse, Pagination};
+pub use error::{AppError, FieldCode, FieldError};

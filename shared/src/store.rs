@@ -1,0 +1,192 @@
+//! The DynamoDB layer: the table handle, item (de)serialisation through
+//! serde_dynamo, and the one place where SDK errors become `AppError`s.
+//!
+//! ConditionalCheckFailed becomes a 409 here, throttling and an unreachable
+//! service a 503 (after the SDK's own retries), anything else a 500 whose
+//! cause goes to the log. Handlers never see an SDK error.
+
+use std::{collections::HashMap, error::Error as StdError};
+
+use aws_sdk_dynamodb::{Client, error::ProvideErrorMetadata, types::AttributeValue};
+use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::AppError;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Error codes that mean "try again later", not "you did something wrong".
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "SlowDown",
+    "TransactionInProgressException",
+];
+
+/// Translates any SDK error of `service` into the error table.
+pub fn translate<E>(service: &'static str, err: SdkError<E, HttpResponse>) -> AppError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            AppError::unavailable(service, err)
+        }
+        SdkError::ServiceError(inner) => {
+            let code = inner.err().code().unwrap_or_default().to_owned();
+            let message = inner.err().message().unwrap_or_default().to_owned();
+            let status = inner.raw().status().as_u16();
+            if code == "ConditionalCheckFailedException" {
+                AppError::Conflict("The resource was changed or already exists".into())
+            } else if code == "TransactionCanceledException" {
+                translate_cancellation(service, &message, err)
+            } else if TRANSIENT_CODES.contains(&code.as_str()) || status >= 500 {
+                AppError::unavailable(service, err)
+            } else {
+                AppError::internal(service_context(service), err)
+            }
+        }
+        _ => AppError::internal(service_context(service), err),
+    }
+}
+
+fn translate_cancellation<E>(service: &'static str, message: &str, err: SdkError<E, HttpResponse>) -> AppError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    if message.contains("ConditionalCheckFailed") {
+        AppError::Conflict("The resource was changed or already exists".into())
+    } else if message.contains("TransactionConflict") || message.contains("Throttling") {
+        AppError::unavailable(service, err)
+    } else {
+        AppError::internal(service_context(service), err)
+    }
+}
+
+fn service_context(service: &'static str) -> &'static str {
+    match service {
+        "dynamodb" => "calling dynamodb",
+        "s3" => "calling s3",
+        "ses" => "calling ses",
+        _ => "calling an AWS service",
+    }
+}
+
+/// Translates a DynamoDB SDK error.
+pub fn dynamo<E>(err: SdkError<E, HttpResponse>) -> AppError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    translate("dynamodb", err)
+}
+
+/// The single table and its client.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub client: Client,
+    pub name: String,
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// Whether the table answers: the readiness probe.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo)
+    }
+}
+
+/// A typed value as a DynamoDB item.
+pub fn to_item<T: Serialize>(value: &T) -> Result<Item, AppError> {
+    serde_dynamo::to_item(value).map_err(|err| AppError::internal("serialising an item", err))
+}
+
+/// A DynamoDB item as a typed value.
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> {
+    serde_dynamo::from_item(item).map_err(|err| AppError::internal("deserialising an item", err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::{error::ErrorMetadata, operation::put_item::PutItemError};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(code: &str, message: &str, status: u16) -> SdkError<PutItemError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        let err = PutItemError::generic(meta);
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn conditional_check_failure_is_a_conflict() {
+        let err = dynamo(service_error("ConditionalCheckFailedException", "nope", 400));
+        assert!(matches!(err, AppError::Conflict(_)), "{err:?}");
+        let err = dynamo(service_error(
+            "TransactionCanceledException",
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None]",
+            400,
+        ));
+        assert!(matches!(err, AppError::Conflict(_)), "{err:?}");
+    }
+
+    #[test]
+    fn throttling_and_server_failures_are_unavailable() {
+        for (code, status) in [
+            ("ThrottlingException", 400),
+            ("ProvisionedThroughputExceededException", 400),
+            ("InternalServerError", 500),
+            ("Whatever", 503),
+        ] {
+            let err = dynamo(service_error(code, "slow down", status));
+            assert_eq!(err.status().as_u16(), 503, "{code}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_service_is_unavailable() {
+        let err: SdkError<PutItemError, HttpResponse> =
+            SdkError::timeout_error(std::io::Error::other("timed out"));
+        assert_eq!(dynamo(err).status().as_u16(), 503);
+    }
+
+    #[test]
+    fn anything_else_is_an_opaque_500() {
+        let err = dynamo(service_error("ValidationException", "One or more parameter values were invalid: table arn:aws:x", 400));
+        assert_eq!(err.status().as_u16(), 500);
+        assert!(!err.public_message().contains("arn"));
+    }
+
+    #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+    struct Thing {
+        pk: String,
+        count: u32,
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let thing = Thing { pk: "A".into(), count: 3 };
+        let item = to_item(&thing).unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("A".into()));
+        assert_eq!(from_item::<Thing>(item).unwrap(), thing);
+    }
+}
