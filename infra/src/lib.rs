@@ -1,0 +1,10 @@
+//! What stands in locally for the AWS side of the deployment: provisioning
+//! of the table and bucket from `template.yaml`, and the local API Gateway
+//! that calls the functions exactly as AWS would.
+//!
+//! Not for production: on AWS, CloudFormation and API Gateway do this.
+
+pub mod functions;
+pub mod provision;
+pub mod rest;
+pub mod template;

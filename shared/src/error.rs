@@ -148,6 +148,9 @@ pub enum AppError {
         #[source]
         source: Option<BoxError>,
     },
+    /// A readiness probe found dependencies down; names only which ones.
+    #[error("Not ready: {failing} unavailable")]
+    NotReady { failing: String },
     /// A bug. The cause is logged, never sent.
     #[error("internal error: {context}")]
     Internal {
@@ -188,7 +191,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             AppError::Validation(_) => ErrorCode::ValidationError,
             AppError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
-            AppError::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            AppError::Unavailable { .. } | AppError::NotReady { .. } => ErrorCode::ServiceUnavailable,
             AppError::Internal { .. } => ErrorCode::InternalError,
         }
     }

@@ -1,1 +1,6 @@
-fn main(){}
+//! One test binary for the whole API (one link of the AWS SDK, one shared
+//! emulator). Each module covers a route group or a piece of the stack.
+
+mod gateway;
+mod health;
+mod store;

@@ -1,0 +1,220 @@
+//! Test harness: a real moto server over HTTP, a fresh table and bucket per
+//! test, and the local gateway in front of the functions, so that a test
+//! talks to the API the way a client does.
+//!
+//! `TestApp` reads like a client (`app.get("/health")`). Tests never share
+//! state: each gets its own table and bucket on the shared emulator, and a
+//! test that needs to stop the emulator starts its own.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+};
+
+use infra::{
+    functions::{self, FunctionsConfig},
+    provision::provision,
+    rest::{self, RestGateway},
+    template::Template,
+};
+use serde_json::Value;
+use shared::config::StorageConfig;
+
+pub const REGION: &str = "us-east-1";
+
+/// The workspace root, where template.yaml and .venv live.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A moto server process. Dropping it stops the server.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts a moto server on a free port and waits until it answers.
+    pub fn start() -> Moto {
+        let python = std::env::var("MOTO_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join(".venv/bin/python"));
+        let mut child = Command::new(&python)
+            .arg(workspace_root().join("infra/python/moto_launcher.py"))
+            .arg("0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start moto with {}: {err} (run `make venv`)", python.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("moto launcher output");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("moto did not start: {line:?}"));
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    /// The emulator shared by every test of this binary. Its launcher exits
+    /// when this process does, since its standard input closes with it.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(Moto::start)
+    }
+
+    /// Kills the server now, for fault-injection tests.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One isolated copy of the API: its own table and bucket, its own gateway.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub endpoint: String,
+    pub storage: StorageConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    client: reqwest::Client,
+}
+
+fn unique_names() -> StorageConfig {
+    let id = ulid::Ulid::new().to_string().to_ascii_lowercase();
+    StorageConfig {
+        table_name: format!("test-{id}"),
+        bucket_name: format!("test-{id}"),
+        s3_force_path_style: true,
+    }
+}
+
+impl TestApp {
+    /// An app on the shared emulator.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_on(&Moto::shared().endpoint).await
+    }
+
+    /// An app on the emulator at `endpoint`.
+    pub async fn spawn_on(endpoint: &str) -> TestApp {
+        let storage = unique_names();
+        let sdk = shared::aws::sdk_config_for_endpoint(endpoint, REGION).await;
+        let template = Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
+        provision(&sdk, &template, &storage).await.expect("provisioning");
+        let config = FunctionsConfig { storage: storage.clone() };
+        let gateway = RestGateway::new(&template, functions::build(&sdk, &config), rest::LOCAL_STAGE)
+            .expect("every routed function is built");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(rest::serve(listener, gateway));
+        let clients = shared::aws::AwsClients::new(&sdk, &storage);
+        TestApp {
+            address,
+            endpoint: endpoint.to_owned(),
+            storage,
+            dynamodb: clients.dynamodb,
+            s3: clients.s3,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// Sends a request with optional JSON body and extra headers.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request reaches the gateway");
+        Self::read(response).await
+    }
+
+    /// Sends raw bytes with a given content type.
+    pub async fn send_raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> TestResponse {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the gateway");
+        Self::read(response).await
+    }
+
+    async fn read(response: reqwest::Response) -> TestResponse {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        TestResponse { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request("GET", path, None, &[]).await
+    }
+}
+
+/// Asserts the envelope shape every response shares and returns its body.
+pub fn assert_envelope(response: &TestResponse, status: u16, code: Option<&str>) -> HashMap<String, Value> {
+    assert_eq!(response.status, status, "unexpected status: {:#}", response.body);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let body = response.body.as_object().unwrap_or_else(|| panic!("not an object: {}", response.body)).clone();
+    assert_eq!(body["success"], Value::Bool(code.is_none()), "{:#}", response.body);
+    assert!(body["message"].is_string());
+    match code {
+        Some(code) => assert_eq!(body["code"], code, "{:#}", response.body),
+        None => assert!(!body.contains_key("code"), "{:#}", response.body),
+    }
+    let meta = body["meta"].as_object().expect("meta");
+    for key in ["requestId", "timestamp", "durationMs", "path", "method", "version"] {
+        assert!(meta.contains_key(key), "meta.{key} missing: {:#}", response.body);
+    }
+    assert_eq!(response.header("x-request-id"), meta["requestId"].as_str());
+    body.into_iter().collect()
+}

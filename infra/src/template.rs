@@ -1,0 +1,329 @@
+//! Reading `template.yaml`: the routes, the table and the bucket, so that the
+//! local stack is defined by the same file that deploys to AWS.
+//!
+//! CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`, …) arrive as
+//! tagged YAML values; we only read literal properties and treat anything
+//! computed as "decided at deploy time".
+
+use std::path::Path;
+
+use serde_norway::{Mapping, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("template: {0}")]
+    Shape(String),
+}
+
+/// One REST event of a function: `Path` and `Method` of a `Type: Api` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    pub function: String,
+    pub path: String,
+    /// Upper case; `ANY` matches every method.
+    pub method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyElement {
+    pub attribute: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub keys: Vec<KeyElement>,
+}
+
+/// An `AWS::DynamoDB::Table` as far as an emulator needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    /// (name, `S` | `N` | `B`)
+    pub attributes: Vec<(String, String)>,
+    pub keys: Vec<KeyElement>,
+    pub global_indexes: Vec<IndexSpec>,
+    pub ttl_attribute: Option<String>,
+    pub stream_view_type: Option<String>,
+}
+
+/// A CORS rule of the bucket; computed origins become `*` locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsRule {
+    pub allowed_methods: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub exposed_headers: Vec<String>,
+    pub max_age_seconds: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSpec {
+    pub logical_id: String,
+    pub cors_rules: Vec<CorsRule>,
+}
+
+/// The parts of the template the local stack uses.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub routes: Vec<ApiRoute>,
+    pub tables: Vec<TableSpec>,
+    pub buckets: Vec<BucketSpec>,
+    /// Default function timeout (`Globals.Function.Timeout`), seconds.
+    pub function_timeout_secs: u64,
+    /// Per-function timeouts where a function overrides the global one.
+    pub timeouts: Vec<(String, u64)>,
+}
+
+fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
+    map.get(Value::String(key.to_owned()))
+}
+
+fn str_of<'a>(map: &'a Mapping, key: &str) -> Option<&'a str> {
+    get(map, key).and_then(Value::as_str)
+}
+
+fn map_of<'a>(map: &'a Mapping, key: &str) -> Option<&'a Mapping> {
+    get(map, key).and_then(Value::as_mapping)
+}
+
+fn seq_of<'a>(map: &'a Mapping, key: &str) -> &'a [Value] {
+    get(map, key)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn strings(values: &[Value]) -> Vec<String> {
+    values.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+fn key_schema(values: &[Value]) -> Vec<KeyElement> {
+    values
+        .iter()
+        .filter_map(Value::as_mapping)
+        .filter_map(|key| {
+            Some(KeyElement {
+                attribute: str_of(key, "AttributeName")?.to_owned(),
+                key_type: str_of(key, "KeyType")?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+impl Template {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, TemplateError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let root: Value = serde_norway::from_str(text)?;
+        let root = root
+            .as_mapping()
+            .ok_or_else(|| TemplateError::Shape("the root is not a mapping".into()))?;
+        let resources = map_of(root, "Resources")
+            .ok_or_else(|| TemplateError::Shape("no Resources section".into()))?;
+        let function_timeout_secs = map_of(root, "Globals")
+            .and_then(|g| map_of(g, "Function"))
+            .and_then(|f| get(f, "Timeout"))
+            .and_then(Value::as_u64)
+            .unwrap_or(3);
+
+        let mut template = Template {
+            routes: Vec::new(),
+            tables: Vec::new(),
+            buckets: Vec::new(),
+            function_timeout_secs,
+            timeouts: Vec::new(),
+        };
+        for (id, resource) in resources {
+            let (Some(id), Some(resource)) = (id.as_str(), resource.as_mapping()) else {
+                continue;
+            };
+            let properties = map_of(resource, "Properties");
+            match str_of(resource, "Type") {
+                Some("AWS::Serverless::Function") => {
+                    let Some(properties) = properties else { continue };
+                    template.read_function(id, properties);
+                }
+                Some("AWS::DynamoDB::Table") => {
+                    let Some(properties) = properties else { continue };
+                    template.tables.push(read_table(id, properties));
+                }
+                Some("AWS::S3::Bucket") => {
+                    template.buckets.push(read_bucket(id, properties));
+                }
+                _ => {}
+            }
+        }
+        Ok(template)
+    }
+
+    fn read_function(&mut self, id: &str, properties: &Mapping) {
+        if let Some(timeout) = get(properties, "Timeout").and_then(Value::as_u64) {
+            self.timeouts.push((id.to_owned(), timeout));
+        }
+        let Some(events) = map_of(properties, "Events") else { return };
+        for event in events.values().filter_map(Value::as_mapping) {
+            if str_of(event, "Type") != Some("Api") {
+                continue;
+            }
+            let Some(props) = map_of(event, "Properties") else { continue };
+            if let (Some(path), Some(method)) = (str_of(props, "Path"), str_of(props, "Method")) {
+                self.routes.push(ApiRoute {
+                    function: id.to_owned(),
+                    path: path.to_owned(),
+                    method: method.to_ascii_uppercase(),
+                });
+            }
+        }
+    }
+
+    /// The timeout of `function`, seconds.
+    pub fn timeout_of(&self, function: &str) -> u64 {
+        self.timeouts
+            .iter()
+            .find(|(id, _)| id == function)
+            .map(|(_, t)| *t)
+            .unwrap_or(self.function_timeout_secs)
+    }
+
+    /// The one table of the single-table design.
+    pub fn main_table(&self) -> Result<&TableSpec, TemplateError> {
+        match self.tables.as_slice() {
+            [table] => Ok(table),
+            other => Err(TemplateError::Shape(format!("expected exactly one table, found {}", other.len()))),
+        }
+    }
+
+    /// The one uploads bucket.
+    pub fn main_bucket(&self) -> Result<&BucketSpec, TemplateError> {
+        match self.buckets.as_slice() {
+            [bucket] => Ok(bucket),
+            other => Err(TemplateError::Shape(format!("expected exactly one bucket, found {}", other.len()))),
+        }
+    }
+}
+
+fn read_table(id: &str, properties: &Mapping) -> TableSpec {
+    let attributes = seq_of(properties, "AttributeDefinitions")
+        .iter()
+        .filter_map(Value::as_mapping)
+        .filter_map(|a| Some((str_of(a, "AttributeName")?.to_owned(), str_of(a, "AttributeType")?.to_owned())))
+        .collect();
+    let global_indexes = seq_of(properties, "GlobalSecondaryIndexes")
+        .iter()
+        .filter_map(Value::as_mapping)
+        .filter_map(|index| {
+            Some(IndexSpec {
+                name: str_of(index, "IndexName")?.to_owned(),
+                keys: key_schema(seq_of(index, "KeySchema")),
+            })
+        })
+        .collect();
+    let ttl_attribute = map_of(properties, "TimeToLiveSpecification")
+        .filter(|ttl| get(ttl, "Enabled").and_then(Value::as_bool).unwrap_or(false))
+        .and_then(|ttl| str_of(ttl, "AttributeName"))
+        .map(str::to_owned);
+    let stream_view_type = map_of(properties, "StreamSpecification")
+        .and_then(|s| str_of(s, "StreamViewType"))
+        .map(str::to_owned);
+    TableSpec {
+        logical_id: id.to_owned(),
+        attributes,
+        keys: key_schema(seq_of(properties, "KeySchema")),
+        global_indexes,
+        ttl_attribute,
+        stream_view_type,
+    }
+}
+
+fn read_bucket(id: &str, properties: Option<&Mapping>) -> BucketSpec {
+    let cors_rules = properties
+        .and_then(|p| map_of(p, "CorsConfiguration"))
+        .map(|cors| seq_of(cors, "CorsRules"))
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(Value::as_mapping)
+        .map(|rule| {
+            let origins = strings(seq_of(rule, "AllowedOrigins"));
+            CorsRule {
+                allowed_methods: strings(seq_of(rule, "AllowedMethods")),
+                // Origins computed from a parameter are a deploy-time choice;
+                // locally any origin may upload.
+                allowed_origins: if origins.is_empty() { vec!["*".into()] } else { origins },
+                allowed_headers: strings(seq_of(rule, "AllowedHeaders")),
+                exposed_headers: strings(seq_of(rule, "ExposedHeaders")),
+                max_age_seconds: get(rule, "MaxAge").and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok()),
+            }
+        })
+        .collect();
+    BucketSpec {
+        logical_id: id.to_owned(),
+        cors_rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_template() -> Template {
+        Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
+    }
+
+    #[test]
+    fn the_repository_template_has_one_table_with_streams_and_ttl() {
+        let template = repo_template();
+        let table = template.main_table().unwrap();
+        assert_eq!(table.keys[0], KeyElement { attribute: "pk".into(), key_type: "HASH".into() });
+        assert_eq!(table.ttl_attribute.as_deref(), Some("ttl"));
+        assert_eq!(table.stream_view_type.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+        for index in &table.global_indexes {
+            for key in &index.keys {
+                assert!(table.attributes.iter().any(|(name, _)| *name == key.attribute), "{} undefined", key.attribute);
+            }
+        }
+    }
+
+    #[test]
+    fn the_repository_template_routes_health() {
+        let template = repo_template();
+        for path in ["/health", "/ready"] {
+            assert!(
+                template.routes.iter().any(|r| r.path == path && r.function == "HealthFunction"),
+                "{path} not routed"
+            );
+        }
+        let bucket = template.main_bucket().unwrap();
+        assert!(bucket.cors_rules[0].allowed_methods.contains(&"PUT".to_owned()));
+        assert_eq!(bucket.cors_rules[0].allowed_origins, vec!["*".to_owned()]);
+    }
+
+    #[test]
+    fn gateway_responses_report_the_api_version() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+        let expected = format!(r#""version":"{}""#, shared::envelope::API_VERSION);
+        let stale: Vec<&str> = text.lines().filter(|l| l.contains(r#""version":"#) && !l.contains(&expected)).collect();
+        assert!(stale.is_empty(), "gateway responses with a stale version: {stale:?}");
+    }
+
+    #[test]
+    fn broken_templates_are_reported() {
+        assert!(matches!(Template::parse("a: [unclosed"), Err(TemplateError::Yaml(_))));
+        assert!(matches!(Template::parse("Foo: 1"), Err(TemplateError::Shape(_))));
+        let template = Template::parse("Resources: {}").unwrap();
+        assert!(template.main_table().is_err());
+    }
+}
