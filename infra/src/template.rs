@@ -257,7 +257,12 @@ fn read_bucket(id: &str, properties: Option<&Mapping>) -> BucketSpec {
         .iter()
         .filter_map(Value::as_mapping)
         .map(|rule| {
-            let origins = strings(seq_of(rule, "AllowedOrigins"));
+            // `as_sequence` sees through tags, so `!Split [...]` would read as
+            // its arguments; only a literal list counts.
+            let origins = match get(rule, "AllowedOrigins") {
+                Some(Value::Sequence(values)) => strings(values),
+                _ => Vec::new(),
+            };
             CorsRule {
                 allowed_methods: strings(seq_of(rule, "AllowedMethods")),
                 // Origins computed from a parameter are a deploy-time choice;
