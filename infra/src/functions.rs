@@ -5,7 +5,11 @@
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
-use shared::{aws::AwsClients, config::StorageConfig, http::{HttpService, http_service}};
+use shared::{
+    aws::AwsClients,
+    config::StorageConfig,
+    http::{HttpService, http_service},
+};
 
 /// Everything the functions are configured with, as their Lambdas read it
 /// from the environment.
@@ -27,6 +31,9 @@ pub fn build(sdk: &SdkConfig, config: &FunctionsConfig) -> HashMap<String, HttpS
     let clients = AwsClients::new(sdk, &config.storage);
     HashMap::from([(
         "HealthFunction".to_owned(),
-        http_service(health::router(health::HealthState::new(&clients, &config.storage))),
+        http_service(health::router(health::HealthState::new(
+            &clients,
+            &config.storage,
+        ))),
     )])
 }

@@ -7,7 +7,8 @@
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule as S3CorsRule};
 use shared::{aws::AwsClients, config::StorageConfig};
@@ -38,17 +39,28 @@ fn keys(elements: &[KeyElement]) -> Result<Vec<KeySchemaElement>, String> {
 }
 
 fn table_error(table: &str) -> impl Fn(String) -> ProvisionError + '_ {
-    move |message| ProvisionError::Table { table: table.to_owned(), message }
+    move |message| ProvisionError::Table {
+        table: table.to_owned(),
+        message,
+    }
 }
 
 /// Creates (or keeps) the table and bucket named in `storage`.
-pub async fn provision(sdk: &SdkConfig, template: &Template, storage: &StorageConfig) -> Result<(), ProvisionError> {
+pub async fn provision(
+    sdk: &SdkConfig,
+    template: &Template,
+    storage: &StorageConfig,
+) -> Result<(), ProvisionError> {
     let clients = AwsClients::new(sdk, storage);
     create_table(&clients.dynamodb, template, &storage.table_name).await?;
     create_bucket(&clients.s3, template, &storage.bucket_name).await
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, template: &Template, name: &str) -> Result<(), ProvisionError> {
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    template: &Template,
+    name: &str,
+) -> Result<(), ProvisionError> {
     let spec = template.main_table()?;
     let fail = table_error(name);
     let mut request = client
@@ -70,7 +82,11 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, template: &Template, na
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
                 .set_key_schema(Some(keys(&index.keys).map_err(&fail)?))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(|e| fail(e.to_string()))?,
         );
@@ -86,7 +102,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, template: &Template, na
     }
     match request.send().await {
         Ok(_) => {}
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(());
+        }
         Err(err) => return Err(fail(shared::error::ErrorChain(&err).to_string())),
     }
     if let Some(attribute) = &spec.ttl_attribute {
@@ -107,15 +129,22 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, template: &Template, na
     Ok(())
 }
 
-async fn create_bucket(client: &aws_sdk_s3::Client, template: &Template, name: &str) -> Result<(), ProvisionError> {
+async fn create_bucket(
+    client: &aws_sdk_s3::Client,
+    template: &Template,
+    name: &str,
+) -> Result<(), ProvisionError> {
     let spec = template.main_bucket()?;
-    let fail = |message: String| ProvisionError::Bucket { bucket: name.to_owned(), message };
+    let fail = |message: String| ProvisionError::Bucket {
+        bucket: name.to_owned(),
+        message,
+    };
     match client.create_bucket().bucket(name).send().await {
         Ok(_) => {}
         Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) => {}
+            if err.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) => {}
         Err(err) => return Err(fail(shared::error::ErrorChain(&err).to_string())),
     }
     if spec.cors_rules.is_empty() {

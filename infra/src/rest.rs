@@ -24,7 +24,11 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::Utc;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use lambda_http::{Adapter, lambda_runtime::{Context, LambdaEvent}, request::LambdaRequest};
+use lambda_http::{
+    Adapter,
+    lambda_runtime::{Context, LambdaEvent},
+    request::LambdaRequest,
+};
 use serde_json::{Value, json};
 use shared::{
     AppError,
@@ -60,13 +64,15 @@ impl CompiledRoute {
             .path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => match name.strip_suffix('+') {
-                    Some(greedy) => Segment::Greedy(greedy.to_owned()),
-                    None => Segment::Param(name.to_owned()),
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => match name.strip_suffix('+') {
+                        Some(greedy) => Segment::Greedy(greedy.to_owned()),
+                        None => Segment::Param(name.to_owned()),
+                    },
+                    None => Segment::Literal(s.to_owned()),
                 },
-                None => Segment::Literal(s.to_owned()),
-            })
+            )
             .collect();
         Self { route, segments }
     }
@@ -115,7 +121,11 @@ pub struct RestGateway {
 
 impl RestGateway {
     /// Fails when the template routes to a function that was not given.
-    pub fn new(template: &Template, functions: HashMap<String, HttpService>, stage: &str) -> Result<Self, String> {
+    pub fn new(
+        template: &Template,
+        functions: HashMap<String, HttpService>,
+        stage: &str,
+    ) -> Result<Self, String> {
         let missing: Vec<&str> = template
             .routes
             .iter()
@@ -123,15 +133,27 @@ impl RestGateway {
             .filter(|f| !functions.contains_key(*f))
             .collect();
         if !missing.is_empty() {
-            return Err(format!("template.yaml routes to functions the gateway does not have: {missing:?}"));
+            return Err(format!(
+                "template.yaml routes to functions the gateway does not have: {missing:?}"
+            ));
         }
         let timeouts = template
             .routes
             .iter()
-            .map(|r| (r.function.clone(), Duration::from_secs(template.timeout_of(&r.function))))
+            .map(|r| {
+                (
+                    r.function.clone(),
+                    Duration::from_secs(template.timeout_of(&r.function)),
+                )
+            })
             .collect();
         Ok(Self {
-            routes: template.routes.iter().cloned().map(CompiledRoute::new).collect(),
+            routes: template
+                .routes
+                .iter()
+                .cloned()
+                .map(CompiledRoute::new)
+                .collect(),
             functions,
             timeouts,
             stage: stage.to_owned(),
@@ -158,7 +180,9 @@ impl RestGateway {
 pub async fn serve(listener: tokio::net::TcpListener, gateway: RestGateway) -> std::io::Result<()> {
     axum::serve(
         listener,
-        gateway.into_router().into_make_service_with_connect_info::<SocketAddr>(),
+        gateway
+            .into_router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
 }
@@ -178,13 +202,23 @@ async fn gateway_error(request_id: String, path: &str, method: &str, err: AppErr
     response
 }
 
-async fn handle(State(gateway): State<Arc<RestGateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+async fn handle(
+    State(gateway): State<Arc<RestGateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let client_request_id = request_id_from(request.headers().get(REQUEST_ID_HEADER));
 
     let Some((route, path_params)) = gateway.route(&method, &path) else {
-        return gateway_error(client_request_id, &path, &method, AppError::NotFound("Route not found".into())).await;
+        return gateway_error(
+            client_request_id,
+            &path,
+            &method,
+            AppError::NotFound("Route not found".into()),
+        )
+        .await;
     };
     let route = route.clone();
     let (parts, body) = request.into_parts();
@@ -199,38 +233,84 @@ async fn handle(State(gateway): State<Arc<RestGateway>>, ConnectInfo(peer): Conn
     };
     let event = proxy_event(&gateway.stage, &route, &parts, path_params, &body, peer);
     let Some(service) = gateway.functions.get(&route.function).cloned() else {
-        return gateway_error(client_request_id, &path, &method, AppError::NotFound("Route not found".into())).await;
+        return gateway_error(
+            client_request_id,
+            &path,
+            &method,
+            AppError::NotFound("Route not found".into()),
+        )
+        .await;
     };
-    let timeout = gateway.timeouts.get(&route.function).copied().unwrap_or(Duration::from_secs(3));
+    let timeout = gateway
+        .timeouts
+        .get(&route.function)
+        .copied()
+        .unwrap_or(Duration::from_secs(3));
     // lambda_http's response future is not `Send` (it borrows the body while
     // collecting it), which the Lambda runtime never needs; here it runs on a
     // blocking thread of its own, as one invocation per execution environment.
     let function = route.function.clone();
     let runtime = tokio::runtime::Handle::current();
-    let invocation = tokio::task::spawn_blocking(move || runtime.block_on(invoke(service, event, function, timeout)));
+    let invocation = tokio::task::spawn_blocking(move || {
+        runtime.block_on(invoke(service, event, function, timeout))
+    });
     match tokio::time::timeout(timeout, invocation).await {
         Ok(Ok(Ok(answer))) => proxy_response(answer),
         Ok(Ok(Err(message))) => {
             tracing::error!(function = %route.function, error = %message, "function returned an unusable response");
-            gateway_error(client_request_id, &path, &method, AppError::Internal { context: "function response", source: Some(message.into()) }).await
+            gateway_error(
+                client_request_id,
+                &path,
+                &method,
+                AppError::Internal {
+                    context: "function response",
+                    source: Some(message.into()),
+                },
+            )
+            .await
         }
         Ok(Err(join)) => {
             tracing::error!(function = %route.function, error = %join, "function crashed");
-            gateway_error(client_request_id, &path, &method, AppError::Internal { context: "function crashed", source: Some(join.into()) }).await
+            gateway_error(
+                client_request_id,
+                &path,
+                &method,
+                AppError::Internal {
+                    context: "function crashed",
+                    source: Some(join.into()),
+                },
+            )
+            .await
         }
         Err(_) => {
             tracing::error!(function = %route.function, timeout_s = timeout.as_secs(), "function timed out");
-            gateway_error(client_request_id, &path, &method, AppError::Unavailable { service: "function", source: None }).await
+            gateway_error(
+                client_request_id,
+                &path,
+                &method,
+                AppError::Unavailable {
+                    service: "function",
+                    source: None,
+                },
+            )
+            .await
         }
     }
 }
 
 /// Runs one invocation through lambda_http's adapter, as the runtime would.
-async fn invoke(service: HttpService, event: Value, function: String, timeout: Duration) -> Result<Value, String> {
-    let payload: LambdaRequest = serde_json::from_value(event).map_err(|e| format!("event rejected by lambda_http: {e}"))?;
+async fn invoke(
+    service: HttpService,
+    event: Value,
+    function: String,
+    timeout: Duration,
+) -> Result<Value, String> {
+    let payload: LambdaRequest =
+        serde_json::from_value(event).map_err(|e| format!("event rejected by lambda_http: {e}"))?;
     let mut context = Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
-    context.invoked_function_arn = format!("arn:aws:lambda:us-east-1:000000000000:function:{function}");
+    context.invoked_function_arn =
+        format!("arn:aws:lambda:us-east-1:000000000000:function:{function}");
     context.deadline = (Utc::now().timestamp_millis().max(0) as u64) + timeout.as_millis() as u64;
     context.xray_trace_id = Some(xray_trace_id());
     let adapter: Adapter<'static, Response, HttpService> = Adapter::from(service);
@@ -243,14 +323,28 @@ async fn invoke(service: HttpService, event: Value, function: String, timeout: D
 
 fn xray_trace_id() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{:08x}-{};Parent={};Sampled=0", Utc::now().timestamp(), &id[..24], &id[16..32])
+    format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        Utc::now().timestamp(),
+        &id[..24],
+        &id[16..32]
+    )
 }
 
 fn is_text(headers: &http::request::Parts) -> bool {
-    let Some(content_type) = headers.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(content_type) = headers
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return true;
     };
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime.starts_with("text/")
         || mime == "application/json"
         || mime.ends_with("+json")
@@ -304,8 +398,15 @@ fn proxy_event(
 ) -> Value {
     let mut headers = parts.headers.clone();
     // API Gateway adds these before the function sees the request.
-    headers.append(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_str(&peer.ip().to_string()).unwrap_or(HeaderValue::from_static("127.0.0.1")));
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    headers.append(
+        HeaderName::from_static("x-forwarded-for"),
+        HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("127.0.0.1")),
+    );
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
     if let Ok(port) = HeaderValue::from_str(&peer.port().to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-port"), port);
     }
@@ -329,7 +430,11 @@ fn proxy_event(
         .get(http::header::USER_AGENT)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    let path_parameters = if path_params.is_empty() { Value::Null } else { json!(path_params) };
+    let path_parameters = if path_params.is_empty() {
+        Value::Null
+    } else {
+        json!(path_params)
+    };
     json!({
         "resource": route.path,
         "path": path,
@@ -384,7 +489,10 @@ fn proxy_response(answer: Value) -> Response {
         .unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::new();
     let mut add = |name: &str, value: &Value| {
-        if let (Ok(name), Some(Ok(value))) = (HeaderName::from_bytes(name.as_bytes()), value.as_str().map(HeaderValue::from_str)) {
+        if let (Ok(name), Some(Ok(value))) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            value.as_str().map(HeaderValue::from_str),
+        ) {
             headers.append(name, value);
         }
     };
@@ -400,7 +508,10 @@ fn proxy_response(answer: Value) -> Response {
             add(name, value);
         }
     }
-    let body = match (answer.get("body").and_then(Value::as_str), answer.get("isBase64Encoded").and_then(Value::as_bool)) {
+    let body = match (
+        answer.get("body").and_then(Value::as_str),
+        answer.get("isBase64Encoded").and_then(Value::as_bool),
+    ) {
         (Some(text), Some(true)) => STANDARD.decode(text).unwrap_or_default(),
         (Some(text), _) => text.as_bytes().to_vec(),
         (None, _) => Vec::new(),
@@ -416,11 +527,20 @@ mod tests {
     use super::*;
 
     fn route(path: &str, method: &str, function: &str) -> CompiledRoute {
-        CompiledRoute::new(ApiRoute { function: function.into(), path: path.into(), method: method.into() })
+        CompiledRoute::new(ApiRoute {
+            function: function.into(),
+            path: path.into(),
+            method: method.into(),
+        })
     }
 
     fn gateway(routes: Vec<CompiledRoute>) -> RestGateway {
-        RestGateway { routes, functions: HashMap::new(), timeouts: HashMap::new(), stage: "local".into() }
+        RestGateway {
+            routes,
+            functions: HashMap::new(),
+            timeouts: HashMap::new(),
+            stage: "local".into(),
+        }
     }
 
     #[test]
@@ -430,7 +550,10 @@ mod tests {
             route("/api/v1/users/me", "ANY", "Me"),
             route("/files/{proxy+}", "GET", "Files"),
         ]);
-        assert_eq!(gw.route("GET", "/api/v1/users/me").unwrap().0.function, "Me");
+        assert_eq!(
+            gw.route("GET", "/api/v1/users/me").unwrap().0.function,
+            "Me"
+        );
         let (r, params) = gw.route("PATCH", "/api/v1/users/01ABC").unwrap();
         assert_eq!(r.function, "Users");
         assert_eq!(params["id"], "01ABC");
@@ -469,13 +592,26 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
-        let api_route = ApiRoute { function: "T".into(), path: "/api/v1/things/{id}".into(), method: "ANY".into() };
+        let api_route = ApiRoute {
+            function: "T".into(),
+            path: "/api/v1/things/{id}".into(),
+            method: "ANY".into(),
+        };
         let params = BTreeMap::from([("id".to_owned(), "42".to_owned())]);
-        let event = proxy_event("local", &api_route, &parts, params, &[0xff, 0x00, 0x01], "127.0.0.1:5555".parse().unwrap());
+        let event = proxy_event(
+            "local",
+            &api_route,
+            &parts,
+            params,
+            &[0xff, 0x00, 0x01],
+            "127.0.0.1:5555".parse().unwrap(),
+        );
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["requestContext"]["path"], "/local/api/v1/things/42");
         assert_eq!(event["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
-        let request: lambda_http::Request = serde_json::from_value::<LambdaRequest>(event).unwrap().into();
+        let request: lambda_http::Request = serde_json::from_value::<LambdaRequest>(event)
+            .unwrap()
+            .into();
         assert_eq!(request.uri().path(), "/local/api/v1/things/42");
         let body: &[u8] = request.body().as_ref();
         assert_eq!(body, &[0xff, 0x00, 0x01]);

@@ -12,7 +12,10 @@ use serde_norway::{Mapping, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("template is not valid YAML: {0}")]
     Yaml(#[from] serde_norway::Error),
     #[error("template: {0}")]
@@ -101,7 +104,11 @@ fn seq_of<'a>(map: &'a Mapping, key: &str) -> &'a [Value] {
 }
 
 fn strings(values: &[Value]) -> Vec<String> {
-    values.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+    values
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn key_schema(values: &[Value]) -> Vec<KeyElement> {
@@ -154,11 +161,15 @@ impl Template {
             let properties = map_of(resource, "Properties");
             match str_of(resource, "Type") {
                 Some("AWS::Serverless::Function") => {
-                    let Some(properties) = properties else { continue };
+                    let Some(properties) = properties else {
+                        continue;
+                    };
                     template.read_function(id, properties);
                 }
                 Some("AWS::DynamoDB::Table") => {
-                    let Some(properties) = properties else { continue };
+                    let Some(properties) = properties else {
+                        continue;
+                    };
                     template.tables.push(read_table(id, properties));
                 }
                 Some("AWS::S3::Bucket") => {
@@ -174,12 +185,16 @@ impl Template {
         if let Some(timeout) = get(properties, "Timeout").and_then(Value::as_u64) {
             self.timeouts.push((id.to_owned(), timeout));
         }
-        let Some(events) = map_of(properties, "Events") else { return };
+        let Some(events) = map_of(properties, "Events") else {
+            return;
+        };
         for event in events.values().filter_map(Value::as_mapping) {
             if str_of(event, "Type") != Some("Api") {
                 continue;
             }
-            let Some(props) = map_of(event, "Properties") else { continue };
+            let Some(props) = map_of(event, "Properties") else {
+                continue;
+            };
             if let (Some(path), Some(method)) = (str_of(props, "Path"), str_of(props, "Method")) {
                 self.routes.push(ApiRoute {
                     function: id.to_owned(),
@@ -203,7 +218,10 @@ impl Template {
     pub fn main_table(&self) -> Result<&TableSpec, TemplateError> {
         match self.tables.as_slice() {
             [table] => Ok(table),
-            other => Err(TemplateError::Shape(format!("expected exactly one table, found {}", other.len()))),
+            other => Err(TemplateError::Shape(format!(
+                "expected exactly one table, found {}",
+                other.len()
+            ))),
         }
     }
 
@@ -211,7 +229,10 @@ impl Template {
     pub fn main_bucket(&self) -> Result<&BucketSpec, TemplateError> {
         match self.buckets.as_slice() {
             [bucket] => Ok(bucket),
-            other => Err(TemplateError::Shape(format!("expected exactly one bucket, found {}", other.len()))),
+            other => Err(TemplateError::Shape(format!(
+                "expected exactly one bucket, found {}",
+                other.len()
+            ))),
         }
     }
 }
@@ -220,7 +241,12 @@ fn read_table(id: &str, properties: &Mapping) -> TableSpec {
     let attributes = seq_of(properties, "AttributeDefinitions")
         .iter()
         .filter_map(Value::as_mapping)
-        .filter_map(|a| Some((str_of(a, "AttributeName")?.to_owned(), str_of(a, "AttributeType")?.to_owned())))
+        .filter_map(|a| {
+            Some((
+                str_of(a, "AttributeName")?.to_owned(),
+                str_of(a, "AttributeType")?.to_owned(),
+            ))
+        })
         .collect();
     let global_indexes = seq_of(properties, "GlobalSecondaryIndexes")
         .iter()
@@ -233,7 +259,11 @@ fn read_table(id: &str, properties: &Mapping) -> TableSpec {
         })
         .collect();
     let ttl_attribute = map_of(properties, "TimeToLiveSpecification")
-        .filter(|ttl| get(ttl, "Enabled").and_then(Value::as_bool).unwrap_or(false))
+        .filter(|ttl| {
+            get(ttl, "Enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
         .and_then(|ttl| str_of(ttl, "AttributeName"))
         .map(str::to_owned);
     let stream_view_type = map_of(properties, "StreamSpecification")
@@ -267,10 +297,16 @@ fn read_bucket(id: &str, properties: Option<&Mapping>) -> BucketSpec {
                 allowed_methods: strings(seq_of(rule, "AllowedMethods")),
                 // Origins computed from a parameter are a deploy-time choice;
                 // locally any origin may upload.
-                allowed_origins: if origins.is_empty() { vec!["*".into()] } else { origins },
+                allowed_origins: if origins.is_empty() {
+                    vec!["*".into()]
+                } else {
+                    origins
+                },
                 allowed_headers: strings(seq_of(rule, "AllowedHeaders")),
                 exposed_headers: strings(seq_of(rule, "ExposedHeaders")),
-                max_age_seconds: get(rule, "MaxAge").and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok()),
+                max_age_seconds: get(rule, "MaxAge")
+                    .and_then(Value::as_i64)
+                    .and_then(|v| i32::try_from(v).ok()),
             }
         })
         .collect();
@@ -292,12 +328,28 @@ mod tests {
     fn the_repository_template_has_one_table_with_streams_and_ttl() {
         let template = repo_template();
         let table = template.main_table().unwrap();
-        assert_eq!(table.keys[0], KeyElement { attribute: "pk".into(), key_type: "HASH".into() });
+        assert_eq!(
+            table.keys[0],
+            KeyElement {
+                attribute: "pk".into(),
+                key_type: "HASH".into()
+            }
+        );
         assert_eq!(table.ttl_attribute.as_deref(), Some("ttl"));
-        assert_eq!(table.stream_view_type.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+        assert_eq!(
+            table.stream_view_type.as_deref(),
+            Some("NEW_AND_OLD_IMAGES")
+        );
         for index in &table.global_indexes {
             for key in &index.keys {
-                assert!(table.attributes.iter().any(|(name, _)| *name == key.attribute), "{} undefined", key.attribute);
+                assert!(
+                    table
+                        .attributes
+                        .iter()
+                        .any(|(name, _)| *name == key.attribute),
+                    "{} undefined",
+                    key.attribute
+                );
             }
         }
     }
@@ -307,27 +359,48 @@ mod tests {
         let template = repo_template();
         for path in ["/health", "/ready"] {
             assert!(
-                template.routes.iter().any(|r| r.path == path && r.function == "HealthFunction"),
+                template
+                    .routes
+                    .iter()
+                    .any(|r| r.path == path && r.function == "HealthFunction"),
                 "{path} not routed"
             );
         }
         let bucket = template.main_bucket().unwrap();
-        assert!(bucket.cors_rules[0].allowed_methods.contains(&"PUT".to_owned()));
+        assert!(
+            bucket.cors_rules[0]
+                .allowed_methods
+                .contains(&"PUT".to_owned())
+        );
         assert_eq!(bucket.cors_rules[0].allowed_origins, vec!["*".to_owned()]);
     }
 
     #[test]
     fn gateway_responses_report_the_api_version() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .unwrap();
         let expected = format!(r#""version":"{}""#, shared::envelope::API_VERSION);
-        let stale: Vec<&str> = text.lines().filter(|l| l.contains(r#""version":"#) && !l.contains(&expected)).collect();
-        assert!(stale.is_empty(), "gateway responses with a stale version: {stale:?}");
+        let stale: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(r#""version":"#) && !l.contains(&expected))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "gateway responses with a stale version: {stale:?}"
+        );
     }
 
     #[test]
     fn broken_templates_are_reported() {
-        assert!(matches!(Template::parse("a: [unclosed"), Err(TemplateError::Yaml(_))));
-        assert!(matches!(Template::parse("Foo: 1"), Err(TemplateError::Shape(_))));
+        assert!(matches!(
+            Template::parse("a: [unclosed"),
+            Err(TemplateError::Yaml(_))
+        ));
+        assert!(matches!(
+            Template::parse("Foo: 1"),
+            Err(TemplateError::Shape(_))
+        ));
         let template = Template::parse("Resources: {}").unwrap();
         assert!(template.main_table().is_err());
     }

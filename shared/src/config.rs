@@ -53,10 +53,13 @@ where
 {
     match present(source, name) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
-            name,
-            reason: format!("{err} (got {raw:?})"),
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|err: T::Err| ConfigError::Invalid {
+                name,
+                reason: format!("{err} (got {raw:?})"),
+            }),
     }
 }
 
@@ -132,7 +135,10 @@ impl JwtConfig {
         }
         let access = parsed_or::<u64>(source, "ACCESS_TOKEN_TTL_SECS", 15 * 60)?;
         let refresh = parsed_or::<u64>(source, "REFRESH_TOKEN_TTL_SECS", 7 * 24 * 3600)?;
-        for (name, value) in [("ACCESS_TOKEN_TTL_SECS", access), ("REFRESH_TOKEN_TTL_SECS", refresh)] {
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL_SECS", access),
+            ("REFRESH_TOKEN_TTL_SECS", refresh),
+        ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
                     name,
@@ -174,8 +180,14 @@ mod tests {
         let err = StorageConfig::from_source(&source(&[("BUCKET_NAME", "b")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "TABLE_NAME" });
         assert!(err.to_string().contains("TABLE_NAME"));
-        let err = StorageConfig::from_source(&source(&[("TABLE_NAME", "t"), ("BUCKET_NAME", " ")])).unwrap_err();
-        assert_eq!(err, ConfigError::Missing { name: "BUCKET_NAME" });
+        let err = StorageConfig::from_source(&source(&[("TABLE_NAME", "t"), ("BUCKET_NAME", " ")]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                name: "BUCKET_NAME"
+            }
+        );
     }
 
     #[test]
@@ -199,7 +211,16 @@ mod tests {
     #[test]
     fn a_short_jwt_secret_is_refused_by_name() {
         let err = JwtConfig::from_source(&source(&[("JWT_SECRET", "short")])).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { name: "JWT_SECRET", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = JwtConfig::from_source(&source(&[])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "JWT_SECRET" });
     }
@@ -213,9 +234,17 @@ mod tests {
 
     #[test]
     fn bad_ttls_are_named() {
-        let err = JwtConfig::from_source(&source(&[("JWT_SECRET", SECRET), ("ACCESS_TOKEN_TTL_SECS", "soon")])).unwrap_err();
+        let err = JwtConfig::from_source(&source(&[
+            ("JWT_SECRET", SECRET),
+            ("ACCESS_TOKEN_TTL_SECS", "soon"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("ACCESS_TOKEN_TTL_SECS"), "{err}");
-        let err = JwtConfig::from_source(&source(&[("JWT_SECRET", SECRET), ("REFRESH_TOKEN_TTL_SECS", "0")])).unwrap_err();
+        let err = JwtConfig::from_source(&source(&[
+            ("JWT_SECRET", SECRET),
+            ("REFRESH_TOKEN_TTL_SECS", "0"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("REFRESH_TOKEN_TTL_SECS"), "{err}");
     }
 

@@ -66,7 +66,11 @@ impl CursorCodec {
     }
 
     /// Encodes `last_key` for `list`; `None` when there is no next page.
-    pub fn encode(&self, list: &str, last_key: Option<&HashMap<String, AttributeValue>>) -> Result<Option<String>, AppError> {
+    pub fn encode(
+        &self,
+        list: &str,
+        last_key: Option<&HashMap<String, AttributeValue>>,
+    ) -> Result<Option<String>, AppError> {
         let Some(last_key) = last_key.filter(|key| !key.is_empty()) else {
             return Ok(None);
         };
@@ -75,16 +79,28 @@ impl CursorCodec {
             let value = match value {
                 AttributeValue::S(s) => KeyValue::S(s.clone()),
                 AttributeValue::N(n) => KeyValue::N(n.clone()),
-                _ => return Err(AppError::Internal { context: "a key attribute is neither S nor N", source: None }),
+                _ => {
+                    return Err(AppError::Internal {
+                        context: "a key attribute is neither S nor N",
+                        source: None,
+                    });
+                }
             };
             k.insert(name.clone(), value);
         }
-        let payload = serde_json::to_vec(&Payload { l: list.to_owned(), k })
-            .map_err(|err| AppError::internal("encoding a cursor", err))?;
+        let payload = serde_json::to_vec(&Payload {
+            l: list.to_owned(),
+            k,
+        })
+        .map_err(|err| AppError::internal("encoding a cursor", err))?;
         let mut mac = self.mac();
         mac.update(&payload);
         let tag = mac.finalize().into_bytes();
-        Ok(Some(format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))))
+        Ok(Some(format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )))
     }
 
     /// Checks and decodes a cursor of `list`.
@@ -148,7 +164,10 @@ mod tests {
     #[test]
     fn no_last_key_means_no_cursor() {
         assert_eq!(codec().encode("posts", None).unwrap(), None);
-        assert_eq!(codec().encode("posts", Some(&HashMap::new())).unwrap(), None);
+        assert_eq!(
+            codec().encode("posts", Some(&HashMap::new())).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -166,10 +185,21 @@ mod tests {
         forged[last] ^= 1;
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged));
         assert!(is_bad_request(codec().decode("posts", &forged)));
-        for junk in ["", ".", "abc", "abc.def", &"a".repeat(5000), "!!!.???", &format!("{payload}.")] {
+        for junk in [
+            "",
+            ".",
+            "abc",
+            "abc.def",
+            &"a".repeat(5000),
+            "!!!.???",
+            &format!("{payload}."),
+        ] {
             assert!(is_bad_request(codec().decode("posts", junk)), "{junk}");
         }
-        let other = CursorCodec::new(b"another secret entirely, 32 bytes").encode("posts", Some(&key())).unwrap().unwrap();
+        let other = CursorCodec::new(b"another secret entirely, 32 bytes")
+            .encode("posts", Some(&key()))
+            .unwrap()
+            .unwrap();
         assert!(is_bad_request(codec().decode("posts", &other)));
     }
 }

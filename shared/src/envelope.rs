@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(body["message"], "Post created successfully");
         assert_eq!(body["data"]["id"], 1);
         for absent in ["errors", "code", "pagination"] {
-            assert!(body.get(absent).is_none(), "{absent} should be left out: {body}");
+            assert!(
+                body.get(absent).is_none(),
+                "{absent} should be left out: {body}"
+            );
         }
         let meta = &body["meta"];
         assert_eq!(meta["requestId"], "abc-1");
@@ -244,15 +247,29 @@ mod tests {
 
     #[tokio::test]
     async fn message_only_success_has_no_data() {
-        let body = body_of(scope(info(), async { ApiResponse::message("Logged out").into_response() }).await).await;
+        let body = body_of(
+            scope(info(), async {
+                ApiResponse::message("Logged out").into_response()
+            })
+            .await,
+        )
+        .await;
         assert!(body.get("data").is_none(), "{body}");
     }
 
     #[tokio::test]
     async fn errors_carry_code_and_every_field() {
         let err = AppError::validation(vec![
-            FieldError::new("email", FieldCode::InvalidFormat, "must be a valid email address"),
-            FieldError::new("password", FieldCode::TooShort, "must be at least 8 characters"),
+            FieldError::new(
+                "email",
+                FieldCode::InvalidFormat,
+                "must be a valid email address",
+            ),
+            FieldError::new(
+                "password",
+                FieldCode::TooShort,
+                "must be at least 8 characters",
+            ),
         ]);
         let response = scope(info(), async { err.into_response() }).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -281,14 +298,20 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limited_errors_say_when_to_retry() {
-        let response = AppError::RateLimited { retry_after_secs: 42 }.into_response();
+        let response = AppError::RateLimited {
+            retry_after_secs: 42,
+        }
+        .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "42");
     }
 
     #[tokio::test]
     async fn internal_errors_say_nothing_of_their_cause() {
-        let err = AppError::internal("talking to dynamo", std::io::Error::other("arn:aws:dynamodb:secret"));
+        let err = AppError::internal(
+            "talking to dynamo",
+            std::io::Error::other("arn:aws:dynamodb:secret"),
+        );
         let body = body_of(err.into_response()).await;
         assert_eq!(body["code"], "INTERNAL_ERROR");
         assert!(!body.to_string().contains("arn:aws"), "{body}");

@@ -191,7 +191,9 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             AppError::Validation(_) => ErrorCode::ValidationError,
             AppError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
-            AppError::Unavailable { .. } | AppError::NotReady { .. } => ErrorCode::ServiceUnavailable,
+            AppError::Unavailable { .. } | AppError::NotReady { .. } => {
+                ErrorCode::ServiceUnavailable
+            }
             AppError::Internal { .. } => ErrorCode::InternalError,
         }
     }
@@ -324,6 +326,9 @@ mod tests {
         let err = FieldError::new("email", FieldCode::InvalidFormat, "bad");
         let json = serde_json::to_value(err).unwrap();
         assert_eq!(json["code"], "INVALID_FORMAT");
-        assert_eq!(serde_json::to_value(FieldCode::WeakPassword).unwrap(), "WEAK_PASSWORD");
+        assert_eq!(
+            serde_json::to_value(FieldCode::WeakPassword).unwrap(),
+            "WEAK_PASSWORD"
+        );
     }
 }

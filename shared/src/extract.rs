@@ -54,16 +54,17 @@ fn has_json_content_type(request: &Request) -> bool {
         .and_then(|value| value.split(';').next())
         .map(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
 
 /// Reads at most `MAX_JSON_BODY_BYTES` and deserialises them.
 pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
-    let bytes = to_bytes(body, MAX_JSON_BODY_BYTES)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge(format!("Body exceeds {} KiB", MAX_JSON_BODY_BYTES / 1024)))?;
+    let bytes = to_bytes(body, MAX_JSON_BODY_BYTES).await.map_err(|_| {
+        AppError::PayloadTooLarge(format!("Body exceeds {} KiB", MAX_JSON_BODY_BYTES / 1024))
+    })?;
     parse_json(&bytes)
 }
 
@@ -72,20 +73,33 @@ pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
 /// array of its fields in order, so anything but an object is refused first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => return Err(AppError::BadRequest("Request body is empty; expected a JSON object".into())),
+        None => {
+            return Err(AppError::BadRequest(
+                "Request body is empty; expected a JSON object".into(),
+            ));
+        }
         Some(b'{') => {}
         Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
             return Err(AppError::BadRequest(
                 "Request body has the wrong JSON type: expected a JSON object".into(),
             ));
         }
-        Some(_) => return Err(AppError::BadRequest("Request body is not valid JSON".into())),
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "Request body is not valid JSON".into(),
+            ));
+        }
     }
     serde_json::from_slice(bytes).map_err(|err| {
         use serde_json::error::Category;
         let message = match err.classify() {
-            Category::Data => format!("Request body has the wrong JSON type: {}", strip_position(&err)),
-            Category::Syntax | Category::Eof | Category::Io => "Request body is not valid JSON".to_owned(),
+            Category::Data => format!(
+                "Request body has the wrong JSON type: {}",
+                strip_position(&err)
+            ),
+            Category::Syntax | Category::Eof | Category::Io => {
+                "Request body is not valid JSON".to_owned()
+            }
         };
         AppError::BadRequest(message)
     })
@@ -120,13 +134,24 @@ mod tests {
         fn parse(raw: RawName) -> Result<Self, Vec<FieldError>> {
             match raw.name {
                 Some(name) if !name.is_empty() => Ok(Name(name)),
-                Some(_) => Err(vec![FieldError::new("name", FieldCode::TooShort, "must not be empty")]),
-                None => Err(vec![FieldError::new("name", FieldCode::Required, "is required")]),
+                Some(_) => Err(vec![FieldError::new(
+                    "name",
+                    FieldCode::TooShort,
+                    "must not be empty",
+                )]),
+                None => Err(vec![FieldError::new(
+                    "name",
+                    FieldCode::Required,
+                    "is required",
+                )]),
             }
         }
     }
 
-    async fn extract(content_type: Option<&str>, body: impl Into<Body>) -> Result<Json<Name>, AppError> {
+    async fn extract(
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Result<Json<Name>, AppError> {
         let mut builder = http::Request::builder().method("POST").uri("/");
         if let Some(ct) = content_type {
             builder = builder.header(CONTENT_TYPE, ct);
@@ -136,7 +161,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_good_body_parses() {
-        let Json(name) = extract(Some("application/json; charset=utf-8"), r#"{"name":"ok"}"#).await.unwrap();
+        let Json(name) = extract(Some("application/json; charset=utf-8"), r#"{"name":"ok"}"#)
+            .await
+            .unwrap();
         assert_eq!(name.0, "ok");
     }
 
@@ -149,8 +176,19 @@ mod tests {
             (Some("application/json"), Body::from(""), 400),
             (Some("application/json"), Body::from(r#"{"name": 5}"#), 400),
             (Some("application/json"), Body::from(r#"["name"]"#), 400),
-            (Some("application/json"), Body::from(vec![0xff, 0xfe, b'{']), 400),
-            (Some("application/json"), Body::from(format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_JSON_BODY_BYTES))), 413),
+            (
+                Some("application/json"),
+                Body::from(vec![0xff, 0xfe, b'{']),
+                400,
+            ),
+            (
+                Some("application/json"),
+                Body::from(format!(
+                    r#"{{"name":"{}"}}"#,
+                    "x".repeat(MAX_JSON_BODY_BYTES)
+                )),
+                413,
+            ),
             (Some("application/json"), Body::from(r#"{}"#), 422),
             (Some("application/json"), Body::from(r#"{"name":""}"#), 422),
         ];
@@ -163,7 +201,9 @@ mod tests {
     #[tokio::test]
     async fn a_missing_field_is_named() {
         let err = extract(Some("application/json"), "{}").await.unwrap_err();
-        let AppError::Validation(errors) = err else { panic!("expected 422") };
+        let AppError::Validation(errors) = err else {
+            panic!("expected 422")
+        };
         assert_eq!(errors[0].field, "name");
         assert_eq!(errors[0].code, FieldCode::Required);
     }

@@ -119,7 +119,12 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let (lambda_request_id, trace_id) = request
         .lambda_context_ref()
-        .map(|ctx| (ctx.request_id.clone(), ctx.xray_trace_id.clone().unwrap_or_default()))
+        .map(|ctx| {
+            (
+                ctx.request_id.clone(),
+                ctx.xray_trace_id.clone().unwrap_or_default(),
+            )
+        })
         .unwrap_or_default();
     let (parts, body) = request.into_parts();
     let ip = source_ip(&parts);
@@ -188,8 +193,17 @@ mod tests {
         let ok = HeaderValue::from_static("abc-1.x_Y");
         assert_eq!(request_id_from(Some(&ok)), "abc-1.x_Y");
         let long = "a".repeat(128);
-        assert_eq!(request_id_from(Some(&HeaderValue::from_str(&long).unwrap())), long);
-        for bad in ["", "has space", "semi;colon", "ümlaut-free?", &"a".repeat(129)] {
+        assert_eq!(
+            request_id_from(Some(&HeaderValue::from_str(&long).unwrap())),
+            long
+        );
+        for bad in [
+            "",
+            "has space",
+            "semi;colon",
+            "ümlaut-free?",
+            &"a".repeat(129),
+        ] {
             let header = HeaderValue::from_bytes(bad.as_bytes()).ok();
             let id = request_id_from(header.as_ref());
             assert_ne!(id, bad);
@@ -211,12 +225,20 @@ mod tests {
     fn app() -> HttpService {
         http_service(
             Router::new()
-                .route("/ok", get(|| async { envelope::ApiResponse::message("fine") }))
+                .route(
+                    "/ok",
+                    get(|| async { envelope::ApiResponse::message("fine") }),
+                )
                 .route("/boom", get(|| async { panic!("kaboom") as &'static str })),
         )
     }
 
-    async fn call(service: HttpService, method: &str, uri: &str, request_id: Option<&str>) -> (u16, http::HeaderMap, serde_json::Value) {
+    async fn call(
+        service: HttpService,
+        method: &str,
+        uri: &str,
+        request_id: Option<&str>,
+    ) -> (u16, http::HeaderMap, serde_json::Value) {
         let mut builder = http::Request::builder().method(method).uri(uri);
         if let Some(id) = request_id {
             builder = builder.header(REQUEST_ID_HEADER, id);
@@ -245,7 +267,10 @@ mod tests {
         let (status, headers, body) = call(app(), "GET", "/nope", None).await;
         assert_eq!(status, 404);
         assert_eq!(body["code"], "NOT_FOUND");
-        assert_eq!(headers[REQUEST_ID_HEADER], body["meta"]["requestId"].as_str().unwrap());
+        assert_eq!(
+            headers[REQUEST_ID_HEADER],
+            body["meta"]["requestId"].as_str().unwrap()
+        );
         let (status, _, body) = call(app(), "DELETE", "/ok", None).await;
         assert_eq!(status, 405);
         assert_eq!(body["code"], "METHOD_NOT_ALLOWED");

@@ -102,7 +102,13 @@ impl JwtKeys {
     }
 
     /// Signs a token of `typ` for `sub` in session `sid`.
-    pub fn issue(&self, sub: &str, role: &str, sid: &str, typ: TokenType) -> Result<IssuedToken, AppError> {
+    pub fn issue(
+        &self,
+        sub: &str,
+        role: &str,
+        sid: &str,
+        typ: TokenType,
+    ) -> Result<IssuedToken, AppError> {
         let now = unix_now();
         let ttl = match typ {
             TokenType::Access => self.access_ttl,
@@ -120,7 +126,8 @@ impl JwtKeys {
             exp: now + ttl.as_secs(),
             jti: ulid::Ulid::new().to_string(),
         };
-        self.sign(&claims).map(|token| IssuedToken { token, claims })
+        self.sign(&claims)
+            .map(|token| IssuedToken { token, claims })
     }
 
     /// Signs arbitrary claims; `issue` is the normal way in.
@@ -131,18 +138,21 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm, `iss`, `aud`, `exp`, `nbf` and `typ`.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, AppError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| {
-            let reason = match err.kind() {
-                ErrorKind::ExpiredSignature => "Token has expired",
-                ErrorKind::ImmatureSignature => "Token is not valid yet",
-                ErrorKind::InvalidSignature => "Token signature is invalid",
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "Token algorithm is not accepted",
-                ErrorKind::InvalidAudience => "Token audience is not accepted",
-                ErrorKind::InvalidIssuer => "Token issuer is not accepted",
-                _ => "Token is malformed",
-            };
-            AppError::Unauthorized(reason.into())
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| {
+                let reason = match err.kind() {
+                    ErrorKind::ExpiredSignature => "Token has expired",
+                    ErrorKind::ImmatureSignature => "Token is not valid yet",
+                    ErrorKind::InvalidSignature => "Token signature is invalid",
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        "Token algorithm is not accepted"
+                    }
+                    ErrorKind::InvalidAudience => "Token audience is not accepted",
+                    ErrorKind::InvalidIssuer => "Token issuer is not accepted",
+                    _ => "Token is malformed",
+                };
+                AppError::Unauthorized(reason.into())
+            })?;
         if data.claims.typ != expected {
             return Err(AppError::Unauthorized(match expected {
                 TokenType::Access => "An access token is required".into(),
@@ -176,7 +186,10 @@ mod tests {
     }
 
     fn claims_with(edit: impl FnOnce(&mut Claims)) -> Claims {
-        let mut claims = keys().issue("01HZY", "user", "sid-1", TokenType::Access).unwrap().claims;
+        let mut claims = keys()
+            .issue("01HZY", "user", "sid-1", TokenType::Access)
+            .unwrap()
+            .claims;
         edit(&mut claims);
         claims
     }
@@ -190,7 +203,9 @@ mod tests {
 
     #[test]
     fn an_issued_access_token_verifies_with_every_claim() {
-        let issued = keys().issue("01HZY", "admin", "sid-1", TokenType::Access).unwrap();
+        let issued = keys()
+            .issue("01HZY", "admin", "sid-1", TokenType::Access)
+            .unwrap();
         let claims = keys().verify(&issued.token, TokenType::Access).unwrap();
         assert_eq!(claims.sub, "01HZY");
         assert_eq!(claims.role, "admin");
@@ -201,8 +216,14 @@ mod tests {
 
     #[test]
     fn tokens_cannot_stand_in_for_each_other() {
-        let access = keys().issue("u", "user", "s", TokenType::Access).unwrap().token;
-        let refresh = keys().issue("u", "user", "s", TokenType::Refresh).unwrap().token;
+        let access = keys()
+            .issue("u", "user", "s", TokenType::Access)
+            .unwrap()
+            .token;
+        let refresh = keys()
+            .issue("u", "user", "s", TokenType::Refresh)
+            .unwrap()
+            .token;
         assert!(unauthorized(keys().verify(&access, TokenType::Refresh)).contains("refresh"));
         assert!(unauthorized(keys().verify(&refresh, TokenType::Access)).contains("access"));
     }
@@ -212,7 +233,10 @@ mod tests {
         let claims = claims_with(|_| {});
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for token in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             unauthorized(keys().verify(&token, TokenType::Access));
         }
     }
@@ -221,7 +245,12 @@ mod tests {
     fn other_algorithms_are_refused_even_with_the_right_secret() {
         let claims = claims_with(|_| {});
         for alg in [Algorithm::HS384, Algorithm::HS512] {
-            let token = jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+            let token = jsonwebtoken::encode(
+                &Header::new(alg),
+                &claims,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap();
             let message = unauthorized(keys().verify(&token, TokenType::Access));
             assert!(message.contains("algorithm"), "{alg:?}: {message}");
         }
@@ -235,12 +264,17 @@ mod tests {
             c.nbf = now - 3600;
             c.exp = now - 60;
         }));
-        assert!(unauthorized(keys().verify(&expired.unwrap(), TokenType::Access)).contains("expired"));
+        assert!(
+            unauthorized(keys().verify(&expired.unwrap(), TokenType::Access)).contains("expired")
+        );
         let future = keys().sign(&claims_with(|c| {
             c.nbf = now + 600;
             c.exp = now + 1200;
         }));
-        assert!(unauthorized(keys().verify(&future.unwrap(), TokenType::Access)).contains("not valid yet"));
+        assert!(
+            unauthorized(keys().verify(&future.unwrap(), TokenType::Access))
+                .contains("not valid yet")
+        );
     }
 
     #[test]
@@ -249,18 +283,27 @@ mod tests {
             .issue("u", "user", "s", TokenType::Access)
             .unwrap()
             .token;
-        assert!(unauthorized(keys().verify(&other_audience, TokenType::Access)).contains("audience"));
-        let other_issuer = keys().sign(&claims_with(|c| c.iss = "evil".into())).unwrap();
+        assert!(
+            unauthorized(keys().verify(&other_audience, TokenType::Access)).contains("audience")
+        );
+        let other_issuer = keys()
+            .sign(&claims_with(|c| c.iss = "evil".into()))
+            .unwrap();
         assert!(unauthorized(keys().verify(&other_issuer, TokenType::Access)).contains("issuer"));
     }
 
     #[test]
     fn a_tampered_or_foreign_signature_is_refused() {
-        let token = keys().issue("u", "user", "s", TokenType::Access).unwrap().token;
+        let token = keys()
+            .issue("u", "user", "s", TokenType::Access)
+            .unwrap()
+            .token;
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let forged = claims_with(|c| c.role = "admin".into());
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        assert!(unauthorized(keys().verify(&parts.join("."), TokenType::Access)).contains("signature"));
+        assert!(
+            unauthorized(keys().verify(&parts.join("."), TokenType::Access)).contains("signature")
+        );
         let foreign = JwtKeys::new(&config("ffffffffffffffffffffffffffffffff", "social-app"))
             .issue("u", "user", "s", TokenType::Access)
             .unwrap()

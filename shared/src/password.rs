@@ -27,9 +27,8 @@ fn hasher() -> Argon2<'static> {
 
 /// A valid hash of a password nobody knows, verified against when the
 /// account is unknown.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_blocking("dummy password for timing 1").unwrap_or_default()
-});
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_blocking("dummy password for timing 1").unwrap_or_default());
 
 fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
     let mut salt_bytes = [0u8; 16];
@@ -42,7 +41,11 @@ fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error>
 
 fn verify_blocking(password: &str, encoded: &str) -> bool {
     PasswordHash::new(encoded)
-        .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            hasher()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -75,9 +78,20 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
         let encoded = hash("correct horse 1".into()).await.unwrap();
-        assert!(encoded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{encoded}");
-        assert!(verify_or_dummy("correct horse 1".into(), Some(encoded.clone())).await.unwrap());
-        assert!(!verify_or_dummy("wrong horse 1".into(), Some(encoded)).await.unwrap());
+        assert!(
+            encoded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{encoded}"
+        );
+        assert!(
+            verify_or_dummy("correct horse 1".into(), Some(encoded.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_or_dummy("wrong horse 1".into(), Some(encoded))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
@@ -90,6 +104,10 @@ mod tests {
     #[tokio::test]
     async fn unknown_accounts_and_garbage_hashes_never_verify() {
         assert!(!verify_or_dummy("anything 1".into(), None).await.unwrap());
-        assert!(!verify_or_dummy("anything 1".into(), Some("not a hash".into())).await.unwrap());
+        assert!(
+            !verify_or_dummy("anything 1".into(), Some("not a hash".into()))
+                .await
+                .unwrap()
+        );
     }
 }

@@ -56,7 +56,11 @@ where
     }
 }
 
-fn translate_cancellation<E>(service: &'static str, message: &str, err: SdkError<E, HttpResponse>) -> AppError
+fn translate_cancellation<E>(
+    service: &'static str,
+    message: &str,
+    err: SdkError<E, HttpResponse>,
+) -> AppError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
@@ -130,7 +134,11 @@ mod tests {
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
 
-    fn service_error(code: &str, message: &str, status: u16) -> SdkError<PutItemError, HttpResponse> {
+    fn service_error(
+        code: &str,
+        message: &str,
+        status: u16,
+    ) -> SdkError<PutItemError, HttpResponse> {
         let meta = ErrorMetadata::builder().code(code).message(message).build();
         let err = PutItemError::generic(meta);
         let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
@@ -139,7 +147,11 @@ mod tests {
 
     #[test]
     fn conditional_check_failure_is_a_conflict() {
-        let err = dynamo(service_error("ConditionalCheckFailedException", "nope", 400));
+        let err = dynamo(service_error(
+            "ConditionalCheckFailedException",
+            "nope",
+            400,
+        ));
         assert!(matches!(err, AppError::Conflict(_)), "{err:?}");
         let err = dynamo(service_error(
             "TransactionCanceledException",
@@ -171,7 +183,11 @@ mod tests {
 
     #[test]
     fn anything_else_is_an_opaque_500() {
-        let err = dynamo(service_error("ValidationException", "One or more parameter values were invalid: table arn:aws:x", 400));
+        let err = dynamo(service_error(
+            "ValidationException",
+            "One or more parameter values were invalid: table arn:aws:x",
+            400,
+        ));
         assert_eq!(err.status().as_u16(), 500);
         assert!(!err.public_message().contains("arn"));
     }
@@ -184,7 +200,10 @@ mod tests {
 
     #[test]
     fn items_round_trip() {
-        let thing = Thing { pk: "A".into(), count: 3 };
+        let thing = Thing {
+            pk: "A".into(),
+            count: 3,
+        };
         let item = to_item(&thing).unwrap();
         assert_eq!(item["pk"], AttributeValue::S("A".into()));
         assert_eq!(from_item::<Thing>(item).unwrap(), thing);

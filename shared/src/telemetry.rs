@@ -10,7 +10,9 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 /// Installs the JSON subscriber; a second call (tests) is a no-op.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into())))
+        .or_else(|_| {
+            EnvFilter::try_new(std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+        })
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = fmt::layer()
         .json()
@@ -19,5 +21,8 @@ pub fn init() {
         .with_span_list(false)
         .with_target(true)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .try_init();
 }

@@ -24,16 +24,22 @@ async fn a_known_path_with_the_wrong_method_is_405() {
 #[tokio::test]
 async fn a_valid_request_id_is_echoed_and_a_bad_one_replaced() {
     let app = TestApp::spawn().await;
-    let response = app.request("GET", "/health", None, &[("X-Request-ID", "abc-1")]).await;
+    let response = app
+        .request("GET", "/health", None, &[("X-Request-ID", "abc-1")])
+        .await;
     let body = assert_envelope(&response, 200, None);
     assert_eq!(body["meta"]["requestId"], "abc-1");
     assert_eq!(response.header("x-request-id"), Some("abc-1"));
 
-    let response = app.request("GET", "/nope", None, &[("X-Request-ID", "abc-2")]).await;
+    let response = app
+        .request("GET", "/nope", None, &[("X-Request-ID", "abc-2")])
+        .await;
     assert_eq!(response.header("x-request-id"), Some("abc-2"));
 
     for bad in ["has space", "x;y", &"a".repeat(129)] {
-        let response = app.request("GET", "/health", None, &[("X-Request-ID", bad)]).await;
+        let response = app
+            .request("GET", "/health", None, &[("X-Request-ID", bad)])
+            .await;
         let body = assert_envelope(&response, 200, None);
         let id = body["meta"]["requestId"].as_str().unwrap();
         assert_ne!(id, bad);
@@ -45,7 +51,12 @@ async fn a_valid_request_id_is_echoed_and_a_bad_one_replaced() {
 async fn a_body_over_api_gateways_limit_is_refused_at_the_gateway() {
     let app = TestApp::spawn().await;
     let response = app
-        .send_raw("POST", "/health", "application/json", vec![b' '; 10 * 1024 * 1024 + 1])
+        .send_raw(
+            "POST",
+            "/health",
+            "application/json",
+            vec![b' '; 10 * 1024 * 1024 + 1],
+        )
         .await;
     assert_envelope(&response, 413, Some("PAYLOAD_TOO_LARGE"));
 }

@@ -11,7 +11,10 @@ async fn health_answers_in_the_envelope() {
     assert_eq!(body["data"]["status"], "ok");
     assert_eq!(body["data"]["version"], shared::envelope::API_VERSION);
     assert!(chrono_like(body["data"]["time"].as_str().unwrap()));
-    assert_eq!(body["meta"]["path"], "/health", "the stage must not show in meta.path");
+    assert_eq!(
+        body["meta"]["path"], "/health",
+        "the stage must not show in meta.path"
+    );
     assert_eq!(body["meta"]["method"], "GET");
 }
 
@@ -42,7 +45,10 @@ async fn ready_names_a_missing_table() {
     let body = assert_envelope(&response, 503, Some("SERVICE_UNAVAILABLE"));
     assert_eq!(body["data"]["checks"]["dynamodb"], "unavailable");
     assert_eq!(body["data"]["checks"]["s3"], "ok");
-    assert!(body["message"].as_str().unwrap().contains("dynamodb"), "{body:?}");
+    assert!(
+        body["message"].as_str().unwrap().contains("dynamodb"),
+        "{body:?}"
+    );
 }
 
 #[tokio::test]
@@ -59,9 +65,18 @@ async fn ready_is_503_with_the_emulator_stopped_and_health_stays_up() {
     assert_eq!(body["data"]["checks"]["dynamodb"], "unavailable");
     assert_eq!(body["data"]["checks"]["s3"], "unavailable");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("dynamodb") && message.contains("s3"), "{message}");
-    assert!(elapsed < health::CHECK_TIMEOUT * 2, "ready took {elapsed:?}");
-    assert!(!response.body.to_string().contains("127.0.0.1"), "no internals in the body");
+    assert!(
+        message.contains("dynamodb") && message.contains("s3"),
+        "{message}"
+    );
+    assert!(
+        elapsed < health::CHECK_TIMEOUT * 2,
+        "ready took {elapsed:?}"
+    );
+    assert!(
+        !response.body.to_string().contains("127.0.0.1"),
+        "no internals in the body"
+    );
 
     assert_eq!(app.get("/health").await.status, 200);
 }

@@ -39,7 +39,12 @@ async fn a_cancelled_transaction_on_a_condition_is_a_conflict() {
             )
             .build()
     };
-    let write = || app.dynamodb.transact_write_items().transact_items(item("EMAIL")).send();
+    let write = || {
+        app.dynamodb
+            .transact_write_items()
+            .transact_items(item("EMAIL"))
+            .send()
+    };
     write().await.expect("first transaction");
     let err = store::dynamo(write().await.expect_err("second transaction must fail"));
     assert!(matches!(err, AppError::Conflict(_)), "{err:?}");
@@ -71,5 +76,9 @@ async fn an_unreachable_endpoint_is_a_503_within_the_timeouts() {
     let table = store::Table::new(app.dynamodb.clone(), app.storage.table_name.clone());
     let err = table.ping().await.expect_err("emulator is down");
     assert_eq!(err.status().as_u16(), 503, "{err:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
 }

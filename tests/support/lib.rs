@@ -50,7 +50,12 @@ impl Moto {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start moto with {}: {err} (run `make venv`)", python.display()));
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start moto with {}: {err} (run `make venv`)",
+                    python.display()
+                )
+            });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout)
@@ -129,12 +134,23 @@ impl TestApp {
     pub async fn spawn_on(endpoint: &str) -> TestApp {
         let storage = unique_names();
         let sdk = shared::aws::sdk_config_for_endpoint(endpoint, REGION).await;
-        let template = Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
-        provision(&sdk, &template, &storage).await.expect("provisioning");
-        let config = FunctionsConfig { storage: storage.clone() };
-        let gateway = RestGateway::new(&template, functions::build(&sdk, &config), rest::LOCAL_STAGE)
-            .expect("every routed function is built");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let template =
+            Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
+        provision(&sdk, &template, &storage)
+            .await
+            .expect("provisioning");
+        let config = FunctionsConfig {
+            storage: storage.clone(),
+        };
+        let gateway = RestGateway::new(
+            &template,
+            functions::build(&sdk, &config),
+            rest::LOCAL_STAGE,
+        )
+        .expect("every routed function is built");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(rest::serve(listener, gateway));
         let clients = shared::aws::AwsClients::new(&sdk, &storage);
@@ -173,7 +189,13 @@ impl TestApp {
     }
 
     /// Sends raw bytes with a given content type.
-    pub async fn send_raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> TestResponse {
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> TestResponse {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let response = self
             .client
@@ -192,7 +214,11 @@ impl TestApp {
         let bytes = response.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        TestResponse { status, headers, body }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -201,19 +227,47 @@ impl TestApp {
 }
 
 /// Asserts the envelope shape every response shares and returns its body.
-pub fn assert_envelope(response: &TestResponse, status: u16, code: Option<&str>) -> HashMap<String, Value> {
-    assert_eq!(response.status, status, "unexpected status: {:#}", response.body);
+pub fn assert_envelope(
+    response: &TestResponse,
+    status: u16,
+    code: Option<&str>,
+) -> HashMap<String, Value> {
+    assert_eq!(
+        response.status, status,
+        "unexpected status: {:#}",
+        response.body
+    );
     assert_eq!(response.header("content-type"), Some("application/json"));
-    let body = response.body.as_object().unwrap_or_else(|| panic!("not an object: {}", response.body)).clone();
-    assert_eq!(body["success"], Value::Bool(code.is_none()), "{:#}", response.body);
+    let body = response
+        .body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {}", response.body))
+        .clone();
+    assert_eq!(
+        body["success"],
+        Value::Bool(code.is_none()),
+        "{:#}",
+        response.body
+    );
     assert!(body["message"].is_string());
     match code {
         Some(code) => assert_eq!(body["code"], code, "{:#}", response.body),
         None => assert!(!body.contains_key("code"), "{:#}", response.body),
     }
     let meta = body["meta"].as_object().expect("meta");
-    for key in ["requestId", "timestamp", "durationMs", "path", "method", "version"] {
-        assert!(meta.contains_key(key), "meta.{key} missing: {:#}", response.body);
+    for key in [
+        "requestId",
+        "timestamp",
+        "durationMs",
+        "path",
+        "method",
+        "version",
+    ] {
+        assert!(
+            meta.contains_key(key),
+            "meta.{key} missing: {:#}",
+            response.body
+        );
     }
     assert_eq!(response.header("x-request-id"), meta["requestId"].as_str());
     body.into_iter().collect()

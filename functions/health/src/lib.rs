@@ -6,10 +6,21 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, extract::State, response::{IntoResponse, Response}, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
-use shared::{ApiResponse, AppError, aws::AwsClients, config::StorageConfig, envelope::API_VERSION, store::{self, Table}};
+use shared::{
+    ApiResponse, AppError,
+    aws::AwsClients,
+    config::StorageConfig,
+    envelope::API_VERSION,
+    store::{self, Table},
+};
 
 /// How long one readiness check may take before it counts as down.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -81,7 +92,11 @@ where
             "unavailable"
         }
         Err(_) => {
-            tracing::warn!(check = name, timeout_ms = CHECK_TIMEOUT.as_millis() as u64, "readiness check timed out");
+            tracing::warn!(
+                check = name,
+                timeout_ms = CHECK_TIMEOUT.as_millis() as u64,
+                "readiness check timed out"
+            );
             "unavailable"
         }
     }
@@ -107,8 +122,20 @@ async fn ready(State(state): State<HealthState>) -> Response {
         .map(|(name, _)| name)
         .collect();
     if failing.is_empty() {
-        return ApiResponse::ok("Service is ready", ReadyData { status: "ready", checks }).into_response();
+        return ApiResponse::ok(
+            "Service is ready",
+            ReadyData {
+                status: "ready",
+                checks,
+            },
+        )
+        .into_response();
     }
-    AppError::NotReady { failing: failing.join(", ") }
-        .into_response_with(Some(ReadyData { status: "not_ready", checks }))
+    AppError::NotReady {
+        failing: failing.join(", "),
+    }
+    .into_response_with(Some(ReadyData {
+        status: "not_ready",
+        checks,
+    }))
 }

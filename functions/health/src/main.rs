@@ -7,5 +7,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;
     let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
-    lambda_http::run(http_service(health::router(health::HealthState::new(&clients, &storage)))).await
+    lambda_http::run(http_service(health::router(health::HealthState::new(
+        &clients, &storage,
+    ))))
+    .await
 }

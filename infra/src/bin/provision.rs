@@ -7,7 +7,8 @@ use shared::{aws, config::StorageConfig, telemetry};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;
-    let template = Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
+    let template =
+        Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
     provision(&aws::load_sdk_config().await, &template, &storage).await?;
     tracing::info!(table = %storage.table_name, bucket = %storage.bucket_name, "provisioned");
     Ok(())

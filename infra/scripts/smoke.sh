@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# End-to-end check of `make dev` itself: starts infra/scripts/dev.sh on free
+# ports, calls it over HTTP with curl, and stops it with SIGINT to its process
+# group, as Ctrl-C in a terminal does. Fails loudly.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export API_PORT="$(free_port)" MOTO_PORT="$(free_port)" WS_PORT="$(free_port)"
+unset AWS_ENDPOINT_URL
+log="$(mktemp)"
+setsid bash infra/scripts/dev.sh > "$log" 2>&1 &
+dev_pid=$!
+stop() { kill -INT -- "-$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; }
+trap stop EXIT
+
+base="http://127.0.0.1:$API_PORT"
+for _ in $(seq 1 600); do
+  curl -fsS "$base/health" > /dev/null 2>&1 && break
+  kill -0 "$dev_pid" 2>/dev/null || { cat "$log"; echo "smoke: dev.sh exited early" >&2; exit 1; }
+  sleep 0.2
+done
+
+passed=0; failed=0
+check() { # name, expected, actual
+  if [[ "$2" == "$3" ]]; then passed=$((passed+1)); else failed=$((failed+1)); echo "FAIL $1: expected [$2] got [$3]"; fi
+}
+headers="$(mktemp)"
+body="$(curl -sS -D "$headers" -H 'X-Request-ID: abc-1' "$base/health")"
+check "health status" "200" "$(head -1 "$headers" | awk '{print $2}')"
+check "request id header" "abc-1" "$(grep -i '^x-request-id:' "$headers" | tr -d '\r' | awk '{print $2}')"
+check "request id in meta" "abc-1" "$(echo "$body" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["meta"]["requestId"])')"
+check "ready" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$base/ready")"
+check "unknown route" "404" "$(curl -s -o /dev/null -w '%{http_code}' "$base/nope")"
+check "unknown route code" "NOT_FOUND" "$(curl -sS "$base/nope" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["code"])')"
+
+stop
+trap - EXIT
+if pgrep -f "moto_launcher.py $MOTO_PORT" > /dev/null; then
+  failed=$((failed+1)); echo "FAIL: the emulator outlived make dev"
+else
+  passed=$((passed+1))
+fi
+echo "smoke: $passed passed, $failed failed"
+[[ $failed -eq 0 ]] || { cat "$log"; exit 1; }
