@@ -5,16 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-export AWS_REGION="${AWS_REGION:-us-east-1}"
-export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
-export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
-export TABLE_NAME="${TABLE_NAME:-social-local}"
-export BUCKET_NAME="${BUCKET_NAME:-social-local-uploads}"
-export S3_FORCE_PATH_STYLE="${S3_FORCE_PATH_STYLE:-true}"
-export API_PORT="${API_PORT:-3000}"
-export WS_PORT="${WS_PORT:-3001}"
-export LOG_LEVEL="${LOG_LEVEL:-info}"
-MOTO_PORT="${MOTO_PORT:-4566}"
+source infra/scripts/env.sh
 
 pids=()
 cleanup() {

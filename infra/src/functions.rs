@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 use shared::{
     aws::AwsClients,
-    config::StorageConfig,
+    config::{ConfigError, ProcessEnv, Source, StorageConfig},
     http::{HttpService, http_service},
+    store::Table,
 };
 
 /// Everything the functions are configured with, as their Lambdas read it
@@ -16,12 +17,18 @@ use shared::{
 #[derive(Debug, Clone)]
 pub struct FunctionsConfig {
     pub storage: StorageConfig,
+    pub auth: auth::AuthConfig,
 }
 
 impl FunctionsConfig {
-    pub fn from_env() -> Result<Self, shared::config::ConfigError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            storage: StorageConfig::from_env()?,
+            storage: StorageConfig::from_source(source)?,
+            auth: auth::AuthConfig::from_source(source)?,
         })
     }
 }
@@ -29,11 +36,19 @@ impl FunctionsConfig {
 /// Builds every function's service, keyed by its logical id.
 pub fn build(sdk: &SdkConfig, config: &FunctionsConfig) -> HashMap<String, HttpService> {
     let clients = AwsClients::new(sdk, &config.storage);
-    HashMap::from([(
-        "HealthFunction".to_owned(),
-        http_service(health::router(health::HealthState::new(
-            &clients,
-            &config.storage,
-        ))),
-    )])
+    let table = Table::new(clients.dynamodb.clone(), config.storage.table_name.clone());
+    let ses = aws_sdk_sesv2::Client::new(sdk);
+    HashMap::from([
+        (
+            "HealthFunction".to_owned(),
+            http_service(health::router(health::HealthState::new(
+                &clients,
+                &config.storage,
+            ))),
+        ),
+        (
+            "AuthFunction".to_owned(),
+            http_service(auth::router(auth::AuthState::new(table, ses, &config.auth))),
+        ),
+    ])
 }

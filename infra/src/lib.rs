@@ -4,6 +4,7 @@
 //!
 //! Not for production: on AWS, CloudFormation and API Gateway do this.
 
+pub mod admin;
 pub mod functions;
 pub mod provision;
 pub mod rest;

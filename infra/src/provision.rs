@@ -15,7 +15,8 @@ use shared::{aws::AwsClients, config::StorageConfig};
 
 use crate::template::{KeyElement, Template, TemplateError};
 
-#[derive(Debug, thiserror::Error)]
+/// `Debug` prints the message: `main` returning this error shows it as is.
+#[derive(thiserror::Error)]
 pub enum ProvisionError {
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -23,6 +24,14 @@ pub enum ProvisionError {
     Table { table: String, message: String },
     #[error("creating bucket {bucket}: {message}")]
     Bucket { bucket: String, message: String },
+    #[error("creating email identity {identity}: {message}")]
+    EmailIdentity { identity: String, message: String },
+}
+
+impl std::fmt::Debug for ProvisionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn keys(elements: &[KeyElement]) -> Result<Vec<KeySchemaElement>, String> {
@@ -45,15 +54,48 @@ fn table_error(table: &str) -> impl Fn(String) -> ProvisionError + '_ {
     }
 }
 
-/// Creates (or keeps) the table and bucket named in `storage`.
+/// Creates (or keeps) the table and bucket named in `storage`, and the SES
+/// identity that sends the API's email, when one is given.
 pub async fn provision(
     sdk: &SdkConfig,
     template: &Template,
     storage: &StorageConfig,
+    email_from: Option<&str>,
 ) -> Result<(), ProvisionError> {
     let clients = AwsClients::new(sdk, storage);
     create_table(&clients.dynamodb, template, &storage.table_name).await?;
-    create_bucket(&clients.s3, template, &storage.bucket_name).await
+    create_bucket(&clients.s3, template, &storage.bucket_name).await?;
+    if let Some(from) = email_from {
+        create_email_identity(&aws_sdk_sesv2::Client::new(sdk), from).await?;
+    }
+    Ok(())
+}
+
+/// Emulators verify an identity on creation; on AWS the template's
+/// `AWS::SES::EmailIdentity` is verified by DNS or by a click.
+async fn create_email_identity(
+    client: &aws_sdk_sesv2::Client,
+    from: &str,
+) -> Result<(), ProvisionError> {
+    match client
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(ProvisionError::EmailIdentity {
+            identity: from.to_owned(),
+            message: shared::error::ErrorChain(&err).to_string(),
+        }),
+    }
 }
 
 async fn create_table(

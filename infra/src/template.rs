@@ -9,7 +9,8 @@ use std::path::Path;
 
 use serde_norway::{Mapping, Value};
 
-#[derive(Debug, thiserror::Error)]
+/// `Debug` prints the message: `main` returning this error shows it as is.
+#[derive(thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
     Read {
@@ -20,6 +21,12 @@ pub enum TemplateError {
     Yaml(#[from] serde_norway::Error),
     #[error("template: {0}")]
     Shape(String),
+}
+
+impl std::fmt::Debug for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// One REST event of a function: `Path` and `Method` of a `Type: Api` event.

@@ -9,12 +9,19 @@ use std::{str::FromStr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// `Debug` prints the message: `main` returning this error shows it as is.
+#[derive(thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {name} is required but not set")]
     Missing { name: &'static str },
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Where variables come from: the process environment in production, a map
@@ -89,6 +96,11 @@ pub struct StorageConfig {
 impl StorageConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(&ProcessEnv)
+    }
+
+    /// Just `TABLE_NAME`, for tools that touch nothing else.
+    pub fn table_name_from_env() -> Result<String, ConfigError> {
+        required(&ProcessEnv, "TABLE_NAME")
     }
 
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {

@@ -102,6 +102,31 @@ pub fn source_ip(request: &http::request::Parts) -> String {
     from_context.unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Who is calling, as API Gateway saw it: for rate limits and sessions.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientInfo {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientInfo {
+            ip: source_ip(parts),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(256).collect()),
+        })
+    }
+}
+
 async fn request_context(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let stage = stage_of(&request);

@@ -5,17 +5,22 @@
 //! Nothing here knows about a particular route group; a helper that two
 //! function crates need lives here rather than being copied between them.
 
+pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod cursor;
+pub mod domain;
+pub mod email;
 pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod http;
 pub mod jwt;
 pub mod password;
+pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
+pub mod users;
 
 pub use envelope::{ApiResponse, Pagination};
 pub use error::{AppError, FieldCode, FieldError};

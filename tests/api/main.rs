@@ -1,6 +1,7 @@
 //! One test binary for the whole API (one link of the AWS SDK, one shared
 //! emulator). Each module covers a route group or a piece of the stack.
 
+mod auth;
 mod gateway;
 mod health;
 mod store;

@@ -24,6 +24,9 @@ use infra::{
 use serde_json::Value;
 use shared::config::StorageConfig;
 
+mod client;
+pub use client::*;
+
 pub const REGION: &str = "us-east-1";
 
 /// The workspace root, where template.yaml and .venv live.
@@ -115,33 +118,60 @@ pub struct TestApp {
     client: reqwest::Client,
 }
 
-fn unique_names() -> StorageConfig {
+/// The sender every test app mails from.
+pub const EMAIL_FROM: &str = "no-reply@social.test";
+
+/// The environment a test app's functions read, as a Lambda would; tests
+/// override single variables with `TestApp::spawn_with`.
+fn test_environment(overrides: &[(&str, &str)]) -> HashMap<String, String> {
     let id = ulid::Ulid::new().to_string().to_ascii_lowercase();
-    StorageConfig {
-        table_name: format!("test-{id}"),
-        bucket_name: format!("test-{id}"),
-        s3_force_path_style: true,
+    let mut env: HashMap<String, String> = [
+        ("TABLE_NAME", format!("test-{id}")),
+        ("BUCKET_NAME", format!("test-{id}")),
+        ("S3_FORCE_PATH_STYLE", "true".to_owned()),
+        (
+            "JWT_SECRET",
+            "test-secret-that-is-at-least-32-bytes-long".to_owned(),
+        ),
+        ("EMAIL_FROM", EMAIL_FROM.to_owned()),
+        ("APP_URL", "http://app.test".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (name, value) in overrides {
+        env.insert((*name).to_owned(), (*value).to_owned());
     }
+    env
 }
 
 impl TestApp {
     /// An app on the shared emulator.
     pub async fn spawn() -> TestApp {
-        TestApp::spawn_on(&Moto::shared().endpoint).await
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// An app on the shared emulator with some variables overridden.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on_with(&Moto::shared().endpoint, overrides).await
     }
 
     /// An app on the emulator at `endpoint`.
     pub async fn spawn_on(endpoint: &str) -> TestApp {
-        let storage = unique_names();
+        TestApp::spawn_on_with(endpoint, &[]).await
+    }
+
+    async fn spawn_on_with(endpoint: &str, overrides: &[(&str, &str)]) -> TestApp {
+        let env = test_environment(overrides);
+        let config = FunctionsConfig::from_source(&|name: &str| env.get(name).cloned())
+            .expect("test configuration");
+        let storage = config.storage.clone();
         let sdk = shared::aws::sdk_config_for_endpoint(endpoint, REGION).await;
         let template =
             Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
-        provision(&sdk, &template, &storage)
+        provision(&sdk, &template, &storage, Some(EMAIL_FROM))
             .await
             .expect("provisioning");
-        let config = FunctionsConfig {
-            storage: storage.clone(),
-        };
         let gateway = RestGateway::new(
             &template,
             functions::build(&sdk, &config),

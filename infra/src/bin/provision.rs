@@ -9,7 +9,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let storage = StorageConfig::from_env()?;
     let template =
         Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
-    provision(&aws::load_sdk_config().await, &template, &storage).await?;
+    let email_from = std::env::var("EMAIL_FROM").ok().filter(|v| !v.is_empty());
+    provision(
+        &aws::load_sdk_config().await,
+        &template,
+        &storage,
+        email_from.as_deref(),
+    )
+    .await?;
     tracing::info!(table = %storage.table_name, bucket = %storage.bucket_name, "provisioned");
     Ok(())
 }

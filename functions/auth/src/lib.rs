@@ -1,0 +1,114 @@
+//! Accounts and sessions (API.md section 3 and the Auth table): register,
+//! login, refresh with rotation, logout, profile, email verification and
+//! password reset.
+//!
+//! Handlers live in `routes`; the DynamoDB writes specific to auth in
+//! `store`. Reading users and checking sessions is shared with every other
+//! function and lives in `shared`.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::FromRef,
+    routing::{get, post},
+};
+use shared::{
+    auth::Authenticator,
+    config::{ConfigError, JwtConfig, ProcessEnv, Source},
+    email::{EmailConfig, Mailer},
+    jwt::JwtKeys,
+    ratelimit::{RateLimitConfig, RateLimiter},
+    store::Table,
+};
+
+mod routes;
+mod store;
+
+/// Everything the auth function is configured with.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub jwt: JwtConfig,
+    pub email: EmailConfig,
+    pub limits: RateLimitConfig,
+    /// `VERIFY_TOKEN_TTL_SECS`: how long an email verification link works.
+    pub verify_token_ttl: Duration,
+    /// `RESET_TOKEN_TTL_SECS`: how long a password reset link works (1 hour).
+    pub reset_token_ttl: Duration,
+}
+
+impl AuthConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let secs = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match source.get(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(Duration::from_secs(default)),
+                Some(raw) => match raw.trim().parse::<u64>() {
+                    Ok(value) if value > 0 => Ok(Duration::from_secs(value)),
+                    _ => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("expected a positive number of seconds (got {raw:?})"),
+                    }),
+                },
+            }
+        };
+        Ok(Self {
+            jwt: JwtConfig::from_source(source)?,
+            email: EmailConfig::from_source(source)?,
+            limits: RateLimitConfig::from_source(source)?,
+            verify_token_ttl: secs("VERIFY_TOKEN_TTL_SECS", 24 * 3600)?,
+            reset_token_ttl: secs("RESET_TOKEN_TTL_SECS", 3600)?,
+        })
+    }
+}
+
+/// What the auth routes need, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    authenticator: Authenticator,
+    table: Table,
+    limiter: RateLimiter,
+    mailer: Mailer,
+    limits: RateLimitConfig,
+    verify_token_ttl: Duration,
+    reset_token_ttl: Duration,
+}
+
+impl FromRef<AuthState> for Authenticator {
+    fn from_ref(state: &AuthState) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+impl AuthState {
+    pub fn new(table: Table, ses: aws_sdk_sesv2::Client, config: &AuthConfig) -> Self {
+        Self {
+            authenticator: Authenticator::new(JwtKeys::new(&config.jwt), table.clone()),
+            limiter: RateLimiter::new(table.clone()),
+            mailer: Mailer::new(ses, config.email.clone()),
+            table,
+            limits: config.limits,
+            verify_token_ttl: config.verify_token_ttl,
+            reset_token_ttl: config.reset_token_ttl,
+        }
+    }
+}
+
+pub fn router(state: AuthState) -> Router {
+    Router::new()
+        .route("/api/v1/auth/register", post(routes::register))
+        .route("/api/v1/auth/login", post(routes::login))
+        .route("/api/v1/auth/refresh", post(routes::refresh))
+        .route("/api/v1/auth/logout", post(routes::logout))
+        .route("/api/v1/auth/profile", get(routes::profile))
+        .route("/api/v1/auth/verify-email", post(routes::verify_email))
+        .route(
+            "/api/v1/auth/forgot-password",
+            post(routes::forgot_password),
+        )
+        .route("/api/v1/auth/reset-password", post(routes::reset_password))
+        .with_state(state)
+}

@@ -1,0 +1,516 @@
+//! The handlers of the Auth table of API.md, one per route.
+
+use axum::extract::State;
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    ApiResponse, AppError, FieldCode, FieldError,
+    auth::{AuthUser, ensure_active},
+    domain::{Email, FieldErrors, Id, Name, Password, Role, UserStatus, length},
+    email::OutgoingEmail,
+    extract::{Json, ParseBody},
+    http::ClientInfo,
+    jwt::{TokenType, unix_now},
+    password,
+    users::{self, SessionItem, USERS_INDEX_PK, UserItem, UserResponse, user_pk},
+};
+
+use crate::{
+    AuthState,
+    store::{self, TokenItem, TokenKind, hash_secret, new_token},
+};
+
+const INVALID_CREDENTIALS: &str = "Invalid email or password";
+const INVALID_TOKEN: &str = "Invalid or expired token";
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    user: UserResponse,
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+}
+
+/// A fresh pair of tokens for session `sid`, and the hash to store.
+struct IssuedPair {
+    pair: TokenPair,
+    refresh_hash: String,
+    refresh_expires_at: i64,
+}
+
+fn issue_pair(state: &AuthState, user: &UserItem, sid: &str) -> Result<IssuedPair, AppError> {
+    let jwt = &state.authenticator.jwt;
+    let access = jwt.issue(&user.id, user.role.as_str(), sid, TokenType::Access)?;
+    let refresh = jwt.issue(&user.id, user.role.as_str(), sid, TokenType::Refresh)?;
+    Ok(IssuedPair {
+        refresh_hash: hash_secret(&refresh.token),
+        refresh_expires_at: refresh.claims.exp as i64,
+        pair: TokenPair {
+            access_token: access.token,
+            refresh_token: refresh.token,
+            expires_in: jwt.access_ttl().as_secs(),
+        },
+    })
+}
+
+fn new_session(user_id: &str, issued: &IssuedPair, sid: &str, client: &ClientInfo) -> SessionItem {
+    SessionItem {
+        pk: user_pk(user_id),
+        sk: users::session_sk(sid),
+        entity: "session".into(),
+        sid: sid.to_owned(),
+        user_id: user_id.to_owned(),
+        refresh_hash: issued.refresh_hash.clone(),
+        revoked: false,
+        created_at_ms: Utc::now().timestamp_millis(),
+        ttl: issued.refresh_expires_at,
+        ip: Some(client.ip.clone()),
+        user_agent: client.user_agent.clone(),
+    }
+}
+
+fn auth_response(user: &UserItem, pair: TokenPair) -> AuthResponse {
+    AuthResponse {
+        user: user.to_response(None),
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        expires_in: pair.expires_in,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    name: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+pub struct Register {
+    name: Name,
+    email: Email,
+    password: Password,
+}
+
+impl ParseBody for Register {
+    type Raw = RawRegister;
+    fn parse(raw: RawRegister) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let name = errors.required("name", raw.name, Name::parse);
+        let email = errors.required("email", raw.email, Email::parse);
+        let password = errors.required("password", raw.password, Password::parse);
+        let parsed = match (name, email, password) {
+            (Some(name), Some(email), Some(password)) => Some(Register {
+                name,
+                email,
+                password,
+            }),
+            _ => None,
+        };
+        errors.finish(parsed)
+    }
+}
+
+/// POST /api/v1/auth/register
+pub async fn register(
+    State(state): State<AuthState>,
+    client: ClientInfo,
+    Json(body): Json<Register>,
+) -> Result<ApiResponse<AuthResponse>, AppError> {
+    let password_hash = password::hash(body.password.into_inner()).await?;
+    let id = Id::new().to_string();
+    let now = now_rfc3339();
+    let user = UserItem {
+        pk: user_pk(&id),
+        sk: users::PROFILE_SK.into(),
+        gsi1pk: USERS_INDEX_PK.into(),
+        gsi1sk: id.clone(),
+        entity: "user".into(),
+        id: id.clone(),
+        name: body.name.into_inner(),
+        email: body.email.as_str().to_owned(),
+        password_hash,
+        role: Role::User,
+        status: UserStatus::Active,
+        email_verified: false,
+        avatar_key: None,
+        last_login_at: None,
+        created_at: now.clone(),
+        updated_at: now,
+        sessions_valid_after: 0,
+    };
+    let sid = Id::new().to_string();
+    let issued = issue_pair(&state, &user, &sid)?;
+    let session = new_session(&id, &issued, &sid, &client);
+    let verify_token = new_token();
+    let token_item = TokenItem::new(
+        &verify_token,
+        TokenKind::Verify,
+        &id,
+        state.verify_token_ttl.as_secs(),
+    );
+    store::register(&state.table, &user, &session, &token_item).await?;
+
+    let hours = state.verify_token_ttl.as_secs().div_ceil(3600);
+    state
+        .mailer
+        .send_or_log(&OutgoingEmail {
+            to: user.email.clone(),
+            subject: "Verify your email address".into(),
+            text: format!(
+                "Hi {name},\n\nWelcome! Confirm your email address by opening this link:\n\n{url}/verify-email?token={verify_token}\n\nor by sending this token to POST /api/v1/auth/verify-email:\n\ntoken={verify_token}\n\nThe link works for {hours} hours.\n",
+                name = user.name,
+                url = state.mailer.app_url(),
+            ),
+        })
+        .await;
+    tracing::info!(userId = %user.id, "user registered");
+    Ok(ApiResponse::created(
+        "User registered successfully",
+        auth_response(&user, issued.pair),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+pub struct Login {
+    email: Email,
+    password: String,
+}
+
+/// A password long enough to be a hashing cost attack is refused before it
+/// is hashed; login does not judge strength, so old passwords keep working.
+fn login_password(field: &str, raw: String) -> Result<String, FieldError> {
+    length(field, &raw, 1, 128)?;
+    Ok(raw)
+}
+
+impl ParseBody for Login {
+    type Raw = RawLogin;
+    fn parse(raw: RawLogin) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let email = errors.required("email", raw.email, Email::parse);
+        let password = errors.required("password", raw.password, login_password);
+        let parsed = match (email, password) {
+            (Some(email), Some(password)) => Some(Login { email, password }),
+            _ => None,
+        };
+        errors.finish(parsed)
+    }
+}
+
+/// POST /api/v1/auth/login
+pub async fn login(
+    State(state): State<AuthState>,
+    client: ClientInfo,
+    Json(body): Json<Login>,
+) -> Result<ApiResponse<AuthResponse>, AppError> {
+    state
+        .limiter
+        .hit(
+            &format!("login:ip:{}", client.ip),
+            state.limits.login_per_ip,
+        )
+        .await?;
+    let failures_key = format!("login:failed:{}", body.email);
+    state
+        .limiter
+        .check(&failures_key, state.limits.login_failures_per_email)
+        .await?;
+
+    let user = match users::user_id_by_email(&state.table, body.email.as_str()).await? {
+        Some(id) => users::get_user(&state.table, &id).await?,
+        None => None,
+    };
+    let password_ok = password::verify_or_dummy(
+        body.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
+    let user = match user {
+        Some(user) if password_ok && user.status != UserStatus::Deleted => user,
+        _ => {
+            state
+                .limiter
+                .record(&failures_key, state.limits.login_failures_per_email)
+                .await?;
+            return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
+        }
+    };
+    ensure_active(&user)?;
+
+    let sid = Id::new().to_string();
+    let issued = issue_pair(&state, &user, &sid)?;
+    let session = new_session(&user.id, &issued, &sid, &client);
+    let login_at = now_rfc3339();
+    store::start_session(&state.table, &session, &login_at).await?;
+    let user = UserItem {
+        last_login_at: Some(login_at),
+        ..user
+    };
+    Ok(ApiResponse::ok(
+        "Login successful",
+        auth_response(&user, issued.pair),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRefresh {
+    refresh_token: Option<String>,
+}
+
+pub struct Refresh {
+    refresh_token: String,
+}
+
+fn non_empty(field: &str, raw: String) -> Result<String, FieldError> {
+    if raw.trim().is_empty() {
+        return Err(FieldError::new(field, FieldCode::Required, "is required"));
+    }
+    length(field, &raw, 1, 4096)?;
+    Ok(raw)
+}
+
+impl ParseBody for Refresh {
+    type Raw = RawRefresh;
+    fn parse(raw: RawRefresh) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let token = errors.required("refreshToken", raw.refresh_token, non_empty);
+        errors.finish(token.map(|refresh_token| Refresh { refresh_token }))
+    }
+}
+
+/// POST /api/v1/auth/refresh
+pub async fn refresh(
+    State(state): State<AuthState>,
+    Json(body): Json<Refresh>,
+) -> Result<ApiResponse<TokenPair>, AppError> {
+    let claims = state
+        .authenticator
+        .jwt
+        .verify(&body.refresh_token, TokenType::Refresh)?;
+    let (user, session) =
+        users::get_user_and_session(&state.table, &claims.sub, &claims.sid).await?;
+    let revoked = || AppError::Unauthorized("Session has been revoked".into());
+    let user = user.ok_or_else(revoked)?;
+    ensure_active(&user)?;
+    let session = session.ok_or_else(revoked)?;
+    if !session.is_live(&user, unix_now() as i64) {
+        return Err(revoked());
+    }
+    let presented = hash_secret(&body.refresh_token);
+    if presented != session.refresh_hash {
+        // A retired refresh token came back: someone holds a copy of it.
+        // Kill the session so the copy and the legitimate one both stop.
+        store::revoke_session(&state.table, &user.id, &session.sid).await?;
+        tracing::warn!(userId = %user.id, sid = %session.sid, "refresh token reuse; session revoked");
+        return Err(AppError::Unauthorized(
+            "Refresh token was already used; the session has been revoked".into(),
+        ));
+    }
+    let issued = issue_pair(&state, &user, &session.sid)?;
+    match store::rotate_refresh(
+        &state.table,
+        &user.id,
+        &session.sid,
+        &presented,
+        &issued.refresh_hash,
+        issued.refresh_expires_at,
+    )
+    .await
+    {
+        Ok(()) => Ok(ApiResponse::ok("Token refreshed successfully", issued.pair)),
+        Err(AppError::Conflict(_)) => {
+            store::revoke_session(&state.table, &user.id, &session.sid).await?;
+            Err(AppError::Unauthorized(
+                "Refresh token was already used; the session has been revoked".into(),
+            ))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// POST /api/v1/auth/logout
+pub async fn logout(
+    State(state): State<AuthState>,
+    user: AuthUser,
+) -> Result<ApiResponse<()>, AppError> {
+    store::revoke_session(&state.table, user.id(), &user.session_id).await?;
+    Ok(ApiResponse::message("Logged out successfully"))
+}
+
+/// GET /api/v1/auth/profile
+pub async fn profile(user: AuthUser) -> ApiResponse<UserResponse> {
+    ApiResponse::ok(
+        "Profile retrieved successfully",
+        user.user.to_response(None),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    token: Option<String>,
+}
+
+pub struct OneTimeToken {
+    token: String,
+}
+
+impl ParseBody for OneTimeToken {
+    type Raw = RawToken;
+    fn parse(raw: RawToken) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let token = errors.required("token", raw.token, non_empty);
+        errors.finish(token.map(|token| OneTimeToken { token }))
+    }
+}
+
+/// POST /api/v1/auth/verify-email
+pub async fn verify_email(
+    State(state): State<AuthState>,
+    Json(body): Json<OneTimeToken>,
+) -> Result<ApiResponse<()>, AppError> {
+    let token = store::consume_token(&state.table, &body.token, TokenKind::Verify)
+        .await?
+        .ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
+    store::mark_email_verified(&state.table, &token.user_id, &now_rfc3339()).await?;
+    Ok(ApiResponse::message("Email verified successfully"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForgot {
+    email: Option<String>,
+}
+
+pub struct Forgot {
+    email: Email,
+}
+
+impl ParseBody for Forgot {
+    type Raw = RawForgot;
+    fn parse(raw: RawForgot) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let email = errors.required("email", raw.email, Email::parse);
+        errors.finish(email.map(|email| Forgot { email }))
+    }
+}
+
+const FORGOT_MESSAGE: &str = "If the email is registered, a password reset link has been sent";
+
+/// POST /api/v1/auth/forgot-password
+pub async fn forgot_password(
+    State(state): State<AuthState>,
+    client: ClientInfo,
+    Json(body): Json<Forgot>,
+) -> Result<ApiResponse<()>, AppError> {
+    state
+        .limiter
+        .hit(
+            &format!("forgot:ip:{}", client.ip),
+            state.limits.forgot_password_per_ip,
+        )
+        .await?;
+    let user = match users::user_id_by_email(&state.table, body.email.as_str()).await? {
+        Some(id) => users::get_user(&state.table, &id).await?,
+        None => None,
+    };
+    let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+        return Ok(ApiResponse::message(FORGOT_MESSAGE));
+    };
+    let token = new_token();
+    store::put_token(
+        &state.table,
+        &TokenItem::new(
+            &token,
+            TokenKind::Reset,
+            &user.id,
+            state.reset_token_ttl.as_secs(),
+        ),
+    )
+    .await?;
+    let minutes = state.reset_token_ttl.as_secs().div_ceil(60);
+    state
+        .mailer
+        .send_or_log(&OutgoingEmail {
+            to: user.email.clone(),
+            subject: "Reset your password".into(),
+            text: format!(
+                "Hi {name},\n\nSomeone asked to reset the password of this account. If it was you, open:\n\n{url}/reset-password?token={token}\n\nor send this token with your new password to POST /api/v1/auth/reset-password:\n\ntoken={token}\n\nThe link works once, for {minutes} minutes. If it was not you, ignore this email.\n",
+                name = user.name,
+                url = state.mailer.app_url(),
+            ),
+        })
+        .await;
+    Ok(ApiResponse::message(FORGOT_MESSAGE))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReset {
+    token: Option<String>,
+    password: Option<String>,
+}
+
+pub struct Reset {
+    token: String,
+    password: Password,
+}
+
+impl ParseBody for Reset {
+    type Raw = RawReset;
+    fn parse(raw: RawReset) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let token = errors.required("token", raw.token, non_empty);
+        let password = errors.required("password", raw.password, Password::parse);
+        let parsed = match (token, password) {
+            (Some(token), Some(password)) => Some(Reset { token, password }),
+            _ => None,
+        };
+        errors.finish(parsed)
+    }
+}
+
+/// POST /api/v1/auth/reset-password
+pub async fn reset_password(
+    State(state): State<AuthState>,
+    Json(body): Json<Reset>,
+) -> Result<ApiResponse<()>, AppError> {
+    let token = store::consume_token(&state.table, &body.token, TokenKind::Reset)
+        .await?
+        .ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
+    let password_hash = password::hash(body.password.into_inner()).await?;
+    let valid_after = Utc::now().timestamp_millis() + 1;
+    store::set_password(
+        &state.table,
+        &token.user_id,
+        &password_hash,
+        valid_after,
+        &now_rfc3339(),
+    )
+    .await?;
+    tracing::info!(userId = %token.user_id, "password reset; all sessions revoked");
+    Ok(ApiResponse::message(
+        "Password has been reset; please log in again",
+    ))
+}

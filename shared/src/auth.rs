@@ -1,0 +1,166 @@
+//! Authentication as extractor types: a handler that needs a user asks for an
+//! `AuthUser` (or `AdminUser`) in its signature and cannot forget the check.
+//!
+//! A request is authenticated by the access token's signature and claims,
+//! then by one consistent BatchGetItem of the user and the session named in
+//! the token: a revoked session, a suspended or deleted user, or a role
+//! change take effect on the very next request, not at token expiry.
+
+use axum::extract::{FromRef, FromRequestParts};
+use http::{header::AUTHORIZATION, request::Parts};
+
+use crate::{
+    domain::{Role, UserStatus},
+    error::AppError,
+    jwt::{Claims, JwtKeys, TokenType, unix_now},
+    store::Table,
+    users::{self, UserItem},
+};
+
+/// What authentication needs; every function with protected routes puts one
+/// in its state.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    pub jwt: JwtKeys,
+    pub table: Table,
+}
+
+/// A signed-in, active user with a live session.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: UserItem,
+    pub session_id: String,
+    pub claims: Claims,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> &str {
+        &self.user.id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+/// An `AuthUser` whose current role is admin.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+/// The bearer token of a request, if it has a well-formed one.
+pub fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| AppError::Unauthorized("Missing Authorization header".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("Malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| AppError::Unauthorized("Expected a Bearer token".into()))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AppError::Unauthorized("Expected a Bearer token".into()));
+    }
+    Ok(token)
+}
+
+/// Whether `user` may act at all: suspended is a 403, deleted a 401.
+pub fn ensure_active(user: &UserItem) -> Result<(), AppError> {
+    match user.status {
+        UserStatus::Active => Ok(()),
+        UserStatus::Suspended => Err(AppError::Forbidden("Account is suspended".into())),
+        UserStatus::Deleted => Err(AppError::Unauthorized("Account no longer exists".into())),
+    }
+}
+
+impl Authenticator {
+    pub fn new(jwt: JwtKeys, table: Table) -> Self {
+        Self { jwt, table }
+    }
+
+    /// Checks an access token all the way to the store.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, AppError> {
+        let claims = self.jwt.verify(token, TokenType::Access)?;
+        let (user, session) =
+            users::get_user_and_session(&self.table, &claims.sub, &claims.sid).await?;
+        let revoked = || AppError::Unauthorized("Session has been revoked".into());
+        let user = user.ok_or_else(revoked)?;
+        ensure_active(&user)?;
+        let session = session.ok_or_else(revoked)?;
+        if !session.is_live(&user, unix_now() as i64) {
+            return Err(revoked());
+        }
+        Ok(AuthUser {
+            user,
+            session_id: claims.sid.clone(),
+            claims,
+        })
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
+        let token = bearer_token(parts)?;
+        let user = Authenticator::from_ref(state).authenticate(token).await?;
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.is_admin() {
+            return Err(AppError::Forbidden("Admin role required".into()));
+        }
+        Ok(AdminUser(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(header: Option<&str>) -> Parts {
+        let mut builder = http::Request::builder();
+        if let Some(value) = header {
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        assert_eq!(bearer_token(&parts(Some("Bearer abc"))).unwrap(), "abc");
+        assert_eq!(bearer_token(&parts(Some("bearer  abc "))).unwrap(), "abc");
+        for bad in [
+            None,
+            Some("abc"),
+            Some("Basic abc"),
+            Some("Bearer "),
+            Some("Bearer"),
+        ] {
+            assert!(
+                matches!(bearer_token(&parts(bad)), Err(AppError::Unauthorized(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,657 @@
+//! The Auth table of API.md, end to end through the local gateway with a
+//! real moto server behind it.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use tests::{PASSWORD, TestApp, assert_envelope, session_from, unique_email};
+
+fn field_codes(body: &Value) -> Vec<(String, String)> {
+    body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn register_login_profile_happy_path() {
+    let app = TestApp::spawn().await;
+    let email = unique_email();
+    let response = app
+        .post_register(
+            "  Ada Lovelace ",
+            &format!("  {}", email.to_uppercase()),
+            PASSWORD,
+        )
+        .await;
+    let body = assert_envelope(&response, 201, None);
+    let data = &body["data"];
+    let user = &data["user"];
+    assert_eq!(user["name"], "Ada Lovelace");
+    assert_eq!(user["email"], email, "emails are trimmed and lower-cased");
+    assert_eq!(user["role"], "user");
+    assert_eq!(user["status"], "active");
+    assert_eq!(user["emailVerified"], false);
+    assert_eq!(user["id"].as_str().unwrap().len(), 26);
+    assert!(user.get("passwordHash").is_none() && user.get("password").is_none());
+    assert_eq!(data["expiresIn"], 900);
+
+    let session = app.logged_in(&email, PASSWORD).await;
+    let profile = app
+        .get_as("/api/v1/auth/profile", &session.access_token)
+        .await;
+    let body = assert_envelope(&profile, 200, None);
+    assert_eq!(body["data"]["email"], email);
+    assert!(body["data"]["lastLoginAt"].is_string(), "{body:?}");
+    for key in [
+        "id",
+        "name",
+        "email",
+        "role",
+        "status",
+        "emailVerified",
+        "createdAt",
+        "updatedAt",
+    ] {
+        assert!(
+            body["data"].get(key).is_some(),
+            "UserResponse.{key} missing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_register_rule_is_a_named_422() {
+    let app = TestApp::spawn().await;
+    let response = app.post_json("/api/v1/auth/register", json!({})).await;
+    let body = assert_envelope(&response, 422, Some("VALIDATION_ERROR"));
+    let codes = field_codes(&Value::Object(body.into_iter().collect()));
+    for field in ["name", "email", "password"] {
+        assert!(
+            codes.contains(&(field.to_owned(), "REQUIRED".to_owned())),
+            "{field}: {codes:?}"
+        );
+    }
+
+    let cases = [
+        (
+            json!({"name": "A", "email": unique_email(), "password": PASSWORD}),
+            "name",
+            "TOO_SHORT",
+        ),
+        (
+            json!({"name": "x".repeat(101), "email": unique_email(), "password": PASSWORD}),
+            "name",
+            "TOO_LONG",
+        ),
+        (
+            json!({"name": "Ann", "email": "not-an-email", "password": PASSWORD}),
+            "email",
+            "INVALID_FORMAT",
+        ),
+        (
+            json!({"name": "Ann", "email": format!("{}@example.com", "a".repeat(250)), "password": PASSWORD}),
+            "email",
+            "TOO_LONG",
+        ),
+        (
+            json!({"name": "Ann", "email": unique_email(), "password": "ab1"}),
+            "password",
+            "TOO_SHORT",
+        ),
+        (
+            json!({"name": "Ann", "email": unique_email(), "password": format!("a1{}", "x".repeat(127))}),
+            "password",
+            "TOO_LONG",
+        ),
+        (
+            json!({"name": "Ann", "email": unique_email(), "password": "onlyletters"}),
+            "password",
+            "WEAK_PASSWORD",
+        ),
+        (
+            json!({"name": "Ann", "email": unique_email(), "password": "1234567890"}),
+            "password",
+            "WEAK_PASSWORD",
+        ),
+    ];
+    for (body, field, code) in cases {
+        let response = app.post_json("/api/v1/auth/register", body).await;
+        assert_eq!(response.status, 422, "{field} {code}: {:#}", response.body);
+        assert_eq!(
+            field_codes(&response.body),
+            vec![(field.to_owned(), code.to_owned())]
+        );
+    }
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/register",
+            json!({"name": "Ann", "email": 5, "password": PASSWORD}),
+        )
+        .await;
+    assert_envelope(&response, 400, Some("BAD_REQUEST"));
+    let response = app
+        .send_raw(
+            "POST",
+            "/api/v1/auth/register",
+            "text/plain",
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_envelope(&response, 415, Some("UNSUPPORTED_MEDIA_TYPE"));
+    let response = app
+        .send_raw(
+            "POST",
+            "/api/v1/auth/register",
+            "application/json",
+            b"{\"name\":".to_vec(),
+        )
+        .await;
+    assert_envelope(&response, 400, Some("BAD_REQUEST"));
+}
+
+#[tokio::test]
+async fn a_taken_email_is_a_conflict_whatever_its_case() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let response = app
+        .post_register("Other", &session.email.to_uppercase(), PASSWORD)
+        .await;
+    assert_envelope(&response, 409, Some("CONFLICT"));
+}
+
+#[tokio::test]
+async fn twenty_concurrent_registrations_of_one_email_give_one_account() {
+    let app = TestApp::spawn().await;
+    let email = unique_email();
+    let attempts = (0..20).map(|i| {
+        let app = &app;
+        let email = email.clone();
+        async move {
+            app.post_register(&format!("Racer {i}"), &email, PASSWORD)
+                .await
+                .status
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        19,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let wrong = app.post_login(&session.email, "wrong-password-1").await;
+    let unknown = app.post_login(&unique_email(), "wrong-password-1").await;
+    let a = assert_envelope(&wrong, 401, Some("UNAUTHORIZED"));
+    let b = assert_envelope(&unknown, 401, Some("UNAUTHORIZED"));
+    assert_eq!(a["message"], "Invalid email or password");
+    assert_eq!(a["message"], b["message"]);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_kills_the_session() {
+    let app = TestApp::spawn().await;
+    let first = app.signed_up_user().await;
+
+    let response = app.post_refresh(&first.refresh_token).await;
+    let body = assert_envelope(&response, 200, None);
+    let second_access = body["data"]["accessToken"].as_str().unwrap().to_owned();
+    let second_refresh = body["data"]["refreshToken"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first.refresh_token);
+    assert_eq!(body["data"]["expiresIn"], 900);
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &second_access)
+            .await
+            .status,
+        200
+    );
+
+    // The retired token comes back: theft is assumed, the session dies.
+    let reuse = app.post_refresh(&first.refresh_token).await;
+    assert_envelope(&reuse, 401, Some("UNAUTHORIZED"));
+    assert_eq!(app.post_refresh(&second_refresh).await.status, 401);
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &second_access)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &first.access_token)
+            .await
+            .status,
+        401
+    );
+
+    // Other sessions of the same user are untouched.
+    let other = app.logged_in(&first.email, PASSWORD).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &other.access_token)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn logout_kills_access_and_refresh_tokens_at_once() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let response = app
+        .send_as("POST", "/api/v1/auth/logout", &session.access_token, None)
+        .await;
+    assert_envelope(&response, 200, None);
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &session.access_token)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(app.post_refresh(&session.refresh_token).await.status, 401);
+    assert_eq!(
+        app.send_as("POST", "/api/v1/auth/logout", &session.access_token, None)
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn access_and_refresh_tokens_cannot_stand_in_for_each_other() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    assert_envelope(
+        &app.post_refresh(&session.access_token).await,
+        401,
+        Some("UNAUTHORIZED"),
+    );
+    assert_envelope(
+        &app.get_as("/api/v1/auth/profile", &session.refresh_token)
+            .await,
+        401,
+        Some("UNAUTHORIZED"),
+    );
+}
+
+fn jwt_keys() -> shared::jwt::JwtKeys {
+    let config = shared::config::JwtConfig::from_source(&|name: &str| match name {
+        "JWT_SECRET" => Some("test-secret-that-is-at-least-32-bytes-long".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    shared::jwt::JwtKeys::new(&config)
+}
+
+#[tokio::test]
+async fn expired_tampered_and_unsigned_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let keys = jwt_keys();
+    let valid = keys
+        .verify(&session.access_token, shared::jwt::TokenType::Access)
+        .unwrap();
+    let now = shared::jwt::unix_now();
+
+    let expired = keys
+        .sign(&shared::jwt::Claims {
+            iat: now - 7200,
+            nbf: now - 7200,
+            exp: now - 3600,
+            ..valid.clone()
+        })
+        .unwrap();
+    let admin_claims = shared::jwt::Claims {
+        role: "admin".into(),
+        ..valid.clone()
+    };
+    let mut parts: Vec<String> = session.access_token.split('.').map(str::to_owned).collect();
+    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&admin_claims).unwrap());
+    let tampered = parts.join(".");
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&valid).unwrap())
+    );
+    for (what, token) in [
+        ("expired", expired),
+        ("tampered", tampered),
+        ("alg none", none),
+        ("garbage", "x.y.z".into()),
+    ] {
+        let response = app.get_as("/api/v1/auth/profile", &token).await;
+        assert_eq!(
+            response.status, 401,
+            "{what} token accepted: {:#}",
+            response.body
+        );
+        assert_envelope(&response, 401, Some("UNAUTHORIZED"));
+    }
+    let response = app.get("/api/v1/auth/profile").await;
+    assert_envelope(&response, 401, Some("UNAUTHORIZED"));
+    let response = app
+        .request(
+            "GET",
+            "/api/v1/auth/profile",
+            None,
+            &[("Authorization", "Basic abc")],
+        )
+        .await;
+    assert_envelope(&response, 401, Some("UNAUTHORIZED"));
+}
+
+async fn set_status(app: &TestApp, user_id: &str, status: &str) {
+    app.dynamodb
+        .update_item()
+        .table_name(&app.storage.table_name)
+        .key("pk", AttributeValue::S(format!("USER#{user_id}")))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", AttributeValue::S(status.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_suspended_user_is_locked_out_everywhere() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    set_status(&app, &session.id, "suspended").await;
+    assert_envelope(
+        &app.post_login(&session.email, PASSWORD).await,
+        403,
+        Some("FORBIDDEN"),
+    );
+    assert_envelope(
+        &app.get_as("/api/v1/auth/profile", &session.access_token)
+            .await,
+        403,
+        Some("FORBIDDEN"),
+    );
+    assert_envelope(
+        &app.post_refresh(&session.refresh_token).await,
+        403,
+        Some("FORBIDDEN"),
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_user_cannot_log_in_or_use_old_tokens() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    set_status(&app, &session.id, "deleted").await;
+    let response = app.post_login(&session.email, PASSWORD).await;
+    let body = assert_envelope(&response, 401, Some("UNAUTHORIZED"));
+    assert_eq!(body["message"], "Invalid email or password");
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &session.access_token)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(app.post_refresh(&session.refresh_token).await.status, 401);
+}
+
+#[tokio::test]
+async fn the_emailed_token_verifies_the_address_once() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let emails = app.emails_to(&session.email).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(emails[0].subject.to_lowercase().contains("verify"));
+    let token = emails[0].token();
+
+    let response = app
+        .post_json("/api/v1/auth/verify-email", json!({"token": token}))
+        .await;
+    assert_envelope(&response, 200, None);
+    let profile = app
+        .get_as("/api/v1/auth/profile", &session.access_token)
+        .await;
+    assert_eq!(profile.body["data"]["emailVerified"], true);
+
+    let again = app
+        .post_json("/api/v1/auth/verify-email", json!({"token": token}))
+        .await;
+    assert_envelope(&again, 400, Some("BAD_REQUEST"));
+    let forged = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            json!({"token": "not-a-real-token"}),
+        )
+        .await;
+    assert_envelope(&forged, 400, Some("BAD_REQUEST"));
+    let missing = app.post_json("/api/v1/auth/verify-email", json!({})).await;
+    assert_envelope(&missing, 422, Some("VALIDATION_ERROR"));
+}
+
+#[tokio::test]
+async fn forgot_and_reset_password() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+
+    let unknown = unique_email();
+    let response = app
+        .post_json("/api/v1/auth/forgot-password", json!({"email": unknown}))
+        .await;
+    let unknown_body = assert_envelope(&response, 200, None);
+    assert!(app.emails_to(&unknown).await.is_empty());
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            json!({"email": session.email.to_uppercase()}),
+        )
+        .await;
+    let known_body = assert_envelope(&response, 200, None);
+    assert_eq!(
+        unknown_body["message"], known_body["message"],
+        "no hint whether the email exists"
+    );
+    let reset = app
+        .emails_to(&session.email)
+        .await
+        .into_iter()
+        .find(|e| e.subject.contains("Reset"))
+        .expect("reset email");
+    let token = reset.token();
+
+    // A weak password is refused and does not burn the token.
+    let weak = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "password": "short"}),
+        )
+        .await;
+    assert_envelope(&weak, 422, Some("VALIDATION_ERROR"));
+
+    let new_password = "brand-new-secret-7";
+    let response = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "password": new_password}),
+        )
+        .await;
+    assert_envelope(&response, 200, None);
+
+    assert_eq!(
+        app.get_as("/api/v1/auth/profile", &session.access_token)
+            .await
+            .status,
+        401,
+        "sessions revoked"
+    );
+    assert_eq!(app.post_refresh(&session.refresh_token).await.status, 401);
+    assert_eq!(app.post_login(&session.email, PASSWORD).await.status, 401);
+    app.logged_in(&session.email, new_password).await;
+
+    let again = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "password": "another-one-8"}),
+        )
+        .await;
+    assert_envelope(&again, 400, Some("BAD_REQUEST"));
+}
+
+#[tokio::test]
+async fn a_reset_token_expires() {
+    let app = TestApp::spawn_with(&[("RESET_TOKEN_TTL_SECS", "1")]).await;
+    let session = app.signed_up_user().await;
+    app.post_json(
+        "/api/v1/auth/forgot-password",
+        json!({"email": session.email}),
+    )
+    .await;
+    let token = app
+        .emails_to(&session.email)
+        .await
+        .into_iter()
+        .find(|e| e.subject.contains("Reset"))
+        .unwrap()
+        .token();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "password": "brand-new-secret-7"}),
+        )
+        .await;
+    assert_envelope(&response, 400, Some("BAD_REQUEST"));
+    app.logged_in(&session.email, PASSWORD).await;
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_ip_with_retry_after() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN", "3/60")]).await;
+    let session = app.signed_up_user().await;
+    for _ in 0..3 {
+        assert_eq!(app.post_login(&session.email, PASSWORD).await.status, 200);
+    }
+    let response = app.post_login(&session.email, PASSWORD).await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+    let retry: u64 = response
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_email_for_a_window() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "2/900")]).await;
+    let session = app.signed_up_user().await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.post_login(&session.email, "wrong-password-1")
+                .await
+                .status,
+            401
+        );
+    }
+    let response = app.post_login(&session.email, PASSWORD).await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+    assert!(response.header("retry-after").is_some());
+    // Other emails are not affected.
+    let other = app.signed_up_user().await;
+    assert_eq!(app.post_login(&other.email, PASSWORD).await.status, 200);
+}
+
+#[tokio::test]
+async fn forgot_password_is_rate_limited_per_ip() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_FORGOT_PASSWORD", "2/60")]).await;
+    for _ in 0..2 {
+        let response = app
+            .post_json(
+                "/api/v1/auth/forgot-password",
+                json!({"email": unique_email()}),
+            )
+            .await;
+        assert_eq!(response.status, 200);
+    }
+    let response = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            json!({"email": unique_email()}),
+        )
+        .await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+}
+
+#[tokio::test]
+async fn only_hashes_are_stored() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post_register("Hash Check", &unique_email(), PASSWORD)
+        .await;
+    let session = session_from(&response.body["data"], "");
+    let items = app
+        .dynamodb
+        .scan()
+        .table_name(&app.storage.table_name)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let dump = format!("{items:?}");
+    assert!(
+        !dump.contains(&session.refresh_token),
+        "raw refresh token stored"
+    );
+    assert!(
+        !dump.contains(&session.access_token),
+        "raw access token stored"
+    );
+    assert!(!dump.contains(PASSWORD), "raw password stored");
+    let user = items
+        .iter()
+        .find(|item| item.get("sk") == Some(&AttributeValue::S("PROFILE".into())))
+        .expect("user item");
+    let hash = user["passwordHash"].as_s().unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+}
+
+#[tokio::test]
+async fn make_admin_promotes_a_registered_user() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let table = shared::store::Table::new(app.dynamodb.clone(), app.storage.table_name.clone());
+    let promoted = infra::admin::promote(&table, &session.email.to_uppercase())
+        .await
+        .unwrap();
+    assert_eq!(promoted, session.id);
+    let profile = app
+        .get_as("/api/v1/auth/profile", &session.access_token)
+        .await;
+    assert_eq!(
+        profile.body["data"]["role"], "admin",
+        "role changes apply to live sessions"
+    );
+    let missing = infra::admin::promote(&table, &unique_email())
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("no user"), "{missing}");
+}
