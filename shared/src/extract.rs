@@ -94,7 +94,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         use serde_json::error::Category;
         let message = match err.classify() {
             Category::Data => format!(
-                "Request body has the wrong JSON type: {}",
+                "Request body does not match the expected shape: {}",
                 strip_position(&err)
             ),
             Category::Syntax | Category::Eof | Category::Io => {
