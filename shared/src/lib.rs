@@ -20,6 +20,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
 pub mod users;
 
 pub use envelope::{ApiResponse, Pagination};
