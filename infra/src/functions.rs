@@ -10,6 +10,7 @@ use shared::{
     config::{ConfigError, ProcessEnv, Source, StorageConfig},
     http::{HttpService, http_service},
     store::Table,
+    uploads::Presigner,
 };
 
 /// Everything the functions are configured with, as their Lambdas read it
@@ -18,6 +19,7 @@ use shared::{
 pub struct FunctionsConfig {
     pub storage: StorageConfig,
     pub auth: auth::AuthConfig,
+    pub uploads: uploads::UploadsConfig,
 }
 
 impl FunctionsConfig {
@@ -29,6 +31,7 @@ impl FunctionsConfig {
         Ok(Self {
             storage: StorageConfig::from_source(source)?,
             auth: auth::AuthConfig::from_source(source)?,
+            uploads: uploads::UploadsConfig::from_source(source)?,
         })
     }
 }
@@ -38,12 +41,39 @@ pub fn build(sdk: &SdkConfig, config: &FunctionsConfig) -> HashMap<String, HttpS
     let clients = AwsClients::new(sdk, &config.storage);
     let table = Table::new(clients.dynamodb.clone(), config.storage.table_name.clone());
     let ses = aws_sdk_sesv2::Client::new(sdk);
+    let presigner = Presigner::new(clients.s3.clone(), config.storage.bucket_name.clone());
     HashMap::from([
+        (
+            "UsersFunction".to_owned(),
+            http_service(users::router(users::UsersState::new(
+                table.clone(),
+                presigner.clone(),
+                &config.auth.jwt,
+            ))),
+        ),
+        (
+            "PostsFunction".to_owned(),
+            http_service(posts::router(posts::PostsState::new(
+                table.clone(),
+                presigner,
+                &config.auth.jwt,
+            ))),
+        ),
         (
             "HealthFunction".to_owned(),
             http_service(health::router(health::HealthState::new(
                 &clients,
                 &config.storage,
+            ))),
+        ),
+        (
+            "UploadsFunction".to_owned(),
+            http_service(uploads::router(uploads::UploadsState::new(
+                table.clone(),
+                clients.s3.clone(),
+                config.storage.bucket_name.clone(),
+                &config.auth.jwt,
+                &config.uploads,
             ))),
         ),
         (

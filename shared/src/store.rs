@@ -7,7 +7,11 @@
 
 use std::{collections::HashMap, error::Error as StdError};
 
-use aws_sdk_dynamodb::{Client, error::ProvideErrorMetadata, types::AttributeValue};
+use aws_sdk_dynamodb::{
+    Client,
+    error::ProvideErrorMetadata,
+    types::{AttributeValue, TransactWriteItem},
+};
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -115,6 +119,88 @@ impl Table {
             .map(|_| ())
             .map_err(dynamo)
     }
+}
+
+/// Runs a write transaction. Transactions touching one hot item (a post's
+/// comment counter) conflict under concurrency, and the SDK does not retry
+/// those; they are retried here with jittered backoff before giving up.
+pub async fn transact_write(table: &Table, items: Vec<TransactWriteItem>) -> Result<(), AppError> {
+    const ATTEMPTS: u32 = 8;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = table
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let retryable = err.as_service_error().is_some_and(|e| {
+            let message = e.message().unwrap_or_default();
+            e.is_transaction_in_progress_exception()
+                || (e.is_transaction_canceled_exception()
+                    && message.contains("TransactionConflict")
+                    && !message.contains("ConditionalCheckFailed"))
+        });
+        if !retryable || attempt == ATTEMPTS {
+            return Err(dynamo(err));
+        }
+        let backoff = 10u64 * 2u64.pow(attempt.min(6)) + rand::random_range(0..20u64);
+        tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+    }
+}
+
+/// The attributes of `item` named in `key_attributes`: what DynamoDB wants
+/// as `ExclusiveStartKey` to resume right after `item`.
+pub fn key_of(item: &Item, key_attributes: &[&str]) -> Item {
+    key_attributes
+        .iter()
+        .filter_map(|name| {
+            item.get(*name)
+                .map(|value| ((*name).to_owned(), value.clone()))
+        })
+        .collect()
+}
+
+/// One page of a query, exactly: reads until it has `limit + 1` items or the
+/// partition ends (a filter or the 1 MB cap can make a read come back
+/// short), keeps `limit`, and returns the key to resume after the last one
+/// kept only when something is left. So `hasNext` is never a lie and the
+/// last page is never empty.
+///
+/// `run(start, limit)` sends one Query; `key_attributes` are the table's and
+/// the index's key attributes.
+pub async fn query_page<F, Fut>(
+    limit: u32,
+    start: Option<Item>,
+    key_attributes: &[&str],
+    mut run: F,
+) -> Result<(Vec<Item>, Option<Item>), AppError>
+where
+    F: FnMut(Option<Item>, i32) -> Fut,
+    Fut: Future<Output = Result<aws_sdk_dynamodb::operation::query::QueryOutput, AppError>>,
+{
+    let wanted = limit as usize + 1;
+    let mut items: Vec<Item> = Vec::with_capacity(wanted);
+    let mut start = start;
+    loop {
+        let output = run(start.take(), (wanted - items.len()) as i32).await?;
+        items.extend(output.items.unwrap_or_default());
+        match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+            Some(key) if items.len() < wanted => start = Some(key),
+            _ => break,
+        }
+    }
+    if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        let next = items.last().map(|last| key_of(last, key_attributes));
+        return Ok((items, next));
+    }
+    Ok((items, None))
 }
 
 /// A typed value as a DynamoDB item.

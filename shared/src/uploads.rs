@@ -41,7 +41,11 @@ impl Purpose {
         match raw.as_str() {
             "avatar" => Ok(Purpose::Avatar),
             "post-image" => Ok(Purpose::PostImage),
-            _ => Err(FieldError::new(field, FieldCode::NotAllowed, "must be one of: avatar, post-image")),
+            _ => Err(FieldError::new(
+                field,
+                FieldCode::NotAllowed,
+                "must be one of: avatar, post-image",
+            )),
         }
     }
 }
@@ -129,8 +133,16 @@ pub async fn get_upload(table: &Table, id: &str) -> Result<Option<UploadItem>, A
 /// The upload named by `field` if it is `owner_id`'s, finished, and for
 /// `purpose`; otherwise a 422 on that field. Another user's upload reads
 /// exactly like a missing one.
-pub async fn ready_upload(table: &Table, field: &str, id: Id, owner_id: &str, purpose: Purpose) -> Result<UploadItem, AppError> {
-    let refuse = |message: &str| AppError::Validation(vec![FieldError::new(field, FieldCode::NotAllowed, message)]);
+pub async fn ready_upload(
+    table: &Table,
+    field: &str,
+    id: Id,
+    owner_id: &str,
+    purpose: Purpose,
+) -> Result<UploadItem, AppError> {
+    let refuse = |message: &str| {
+        AppError::Validation(vec![FieldError::new(field, FieldCode::NotAllowed, message)])
+    };
     let upload = get_upload(table, &id.to_string())
         .await?
         .filter(|upload| upload.owner_id == owner_id)
@@ -139,7 +151,10 @@ pub async fn ready_upload(table: &Table, field: &str, id: Id, owner_id: &str, pu
         return Err(refuse("upload is not complete yet"));
     }
     if upload.purpose != purpose {
-        return Err(refuse(&format!("upload must have purpose {}", purpose.as_str())));
+        return Err(refuse(&format!(
+            "upload must have purpose {}",
+            purpose.as_str()
+        )));
     }
     Ok(upload)
 }
@@ -154,7 +169,10 @@ pub struct Presigner {
 
 impl Presigner {
     pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self { s3, bucket: bucket.into() }
+        Self {
+            s3,
+            bucket: bucket.into(),
+        }
     }
 
     /// A GET URL for `key`, valid for 15 minutes.
@@ -187,9 +205,18 @@ mod tests {
 
     #[test]
     fn purposes_use_the_contract_spelling() {
-        assert_eq!(serde_json::to_value(Purpose::PostImage).unwrap(), "post-image");
-        assert_eq!(Purpose::parse("purpose", "avatar".into()).unwrap(), Purpose::Avatar);
-        assert_eq!(Purpose::parse("purpose", "banner".into()).unwrap_err().code, FieldCode::NotAllowed);
+        assert_eq!(
+            serde_json::to_value(Purpose::PostImage).unwrap(),
+            "post-image"
+        );
+        assert_eq!(
+            Purpose::parse("purpose", "avatar".into()).unwrap(),
+            Purpose::Avatar
+        );
+        assert_eq!(
+            Purpose::parse("purpose", "banner".into()).unwrap_err().code,
+            FieldCode::NotAllowed
+        );
     }
 
     #[test]

@@ -263,3 +263,49 @@ pub async fn user_id_by_email(table: &Table, email: &str) -> Result<Option<Strin
         .transpose()?
         .map(|claim| claim.user_id))
 }
+
+/// Reads up to 100 users by id in one round trip (more are chunked);
+/// missing ids are simply absent from the map.
+pub async fn get_users(
+    table: &Table,
+    ids: &[String],
+) -> Result<HashMap<String, UserItem>, AppError> {
+    let mut unique: Vec<&String> = ids.iter().collect();
+    unique.sort();
+    unique.dedup();
+    let mut found = HashMap::new();
+    for chunk in unique.chunks(100) {
+        let mut keys = KeysAndAttributes::builder();
+        for id in chunk {
+            keys = keys.keys(UserItem::key(id));
+        }
+        let keys = keys
+            .build()
+            .map_err(|err| AppError::internal("building a batch read", err))?;
+        let mut request_items = HashMap::from([(table.name.clone(), keys)]);
+        for attempt in 0.. {
+            let output = table
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request_items))
+                .send()
+                .await
+                .map_err(store::dynamo)?;
+            for item in output.responses.unwrap_or_default().into_values().flatten() {
+                let user: UserItem = from_item(item)?;
+                found.insert(user.id.clone(), user);
+            }
+            match output.unprocessed_keys.filter(|keys| !keys.is_empty()) {
+                Some(unprocessed) if attempt < 3 => request_items = unprocessed,
+                Some(_) => {
+                    return Err(AppError::Unavailable {
+                        service: "dynamodb",
+                        source: Some("batch read left keys unprocessed".into()),
+                    });
+                }
+                None => break,
+            }
+        }
+    }
+    Ok(found)
+}

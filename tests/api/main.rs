@@ -4,4 +4,7 @@
 mod auth;
 mod gateway;
 mod health;
+mod posts;
 mod store;
+mod uploads;
+mod users;

@@ -25,7 +25,9 @@ use serde_json::Value;
 use shared::config::StorageConfig;
 
 mod client;
+mod uploads;
 pub use client::*;
+pub use uploads::*;
 
 pub const REGION: &str = "us-east-1";
 
