@@ -1,0 +1,153 @@
+//! Notifications (API.md, Notifications table): the caller's own
+//! notifications, listed, counted, marked read and deleted.
+//!
+//! Notifications are created elsewhere (a comment notifies the post's
+//! author, in the posts function); this function only serves the recipient.
+//! Every key embeds the caller's id, so another user's notification is not
+//! hidden by a check but simply absent: a 404 like any unknown id.
+
+use axum::{
+    Router,
+    extract::{FromRef, Path, State},
+    routing::{delete, get, patch, post},
+};
+use serde::Serialize;
+use shared::{
+    ApiResponse, AppError, Pagination,
+    auth::{AuthUser, Authenticator},
+    config::JwtConfig,
+    cursor::CursorCodec,
+    domain::Id,
+    jwt::JwtKeys,
+    notifications::{Notification, NotificationItem},
+    query::{PageRequest, QueryParams},
+    store::Table,
+};
+
+mod store;
+
+/// What the notifications routes need, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct NotificationsState {
+    authenticator: Authenticator,
+    table: Table,
+    cursors: CursorCodec,
+}
+
+impl FromRef<NotificationsState> for Authenticator {
+    fn from_ref(state: &NotificationsState) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+impl NotificationsState {
+    pub fn new(table: Table, jwt: &JwtConfig) -> Self {
+        Self {
+            authenticator: Authenticator::new(JwtKeys::new(jwt), table.clone()),
+            cursors: CursorCodec::new(jwt.secret_bytes()),
+            table,
+        }
+    }
+}
+
+pub fn router(state: NotificationsState) -> Router {
+    Router::new()
+        .route("/api/v1/notifications", get(list_notifications))
+        .route("/api/v1/notifications/unread-count", get(unread_count))
+        .route("/api/v1/notifications/read-all", post(read_all))
+        .route("/api/v1/notifications/{id}", delete(delete_notification))
+        .route("/api/v1/notifications/{id}/read", patch(mark_read))
+        .with_state(state)
+}
+
+/// The cursor scope of a list. The recipient is part of it: a cursor holds
+/// their partition key, and one carried over to another user's list must
+/// be refused as a 400 rather than reach DynamoDB as an invalid start key.
+fn list_name(unread_only: bool, user_id: &str) -> String {
+    if unread_only {
+        format!("notifications:unread:{user_id}")
+    } else {
+        format!("notifications:{user_id}")
+    }
+}
+
+/// GET /api/v1/notifications
+async fn list_notifications(
+    State(state): State<NotificationsState>,
+    me: AuthUser,
+    query: QueryParams,
+) -> Result<ApiResponse<Vec<Notification>>, AppError> {
+    let unread_only = query.flag("unread")?.unwrap_or(false);
+    let list = list_name(unread_only, me.id());
+    let page = PageRequest::from_query(&query, &state.cursors, &list)?;
+    let (items, last_key) = if unread_only {
+        store::list_unread(&state.table, me.id(), &page).await?
+    } else {
+        store::list_all(&state.table, me.id(), &page).await?
+    };
+    let next = state.cursors.encode(&list, last_key.as_ref())?;
+    Ok(ApiResponse::page(
+        "Notifications retrieved successfully",
+        items.iter().map(NotificationItem::to_response).collect(),
+        Pagination::new(page.limit, next),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnreadCount {
+    count: u64,
+}
+
+/// GET /api/v1/notifications/unread-count
+async fn unread_count(
+    State(state): State<NotificationsState>,
+    me: AuthUser,
+) -> Result<ApiResponse<UnreadCount>, AppError> {
+    let count = store::count_unread(&state.table, me.id()).await?;
+    Ok(ApiResponse::ok(
+        "Unread count retrieved successfully",
+        UnreadCount { count },
+    ))
+}
+
+/// PATCH /api/v1/notifications/{id}/read
+async fn mark_read(
+    State(state): State<NotificationsState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+) -> Result<ApiResponse<Notification>, AppError> {
+    let id = Id::from_path(&id)?.to_string();
+    let item = store::mark_read(&state.table, me.id(), &id).await?;
+    Ok(ApiResponse::ok(
+        "Notification marked as read",
+        item.to_response(),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadAll {
+    updated: u64,
+}
+
+/// POST /api/v1/notifications/read-all
+async fn read_all(
+    State(state): State<NotificationsState>,
+    me: AuthUser,
+) -> Result<ApiResponse<ReadAll>, AppError> {
+    let updated = store::mark_all_read(&state.table, me.id()).await?;
+    Ok(ApiResponse::ok(
+        "All notifications marked as read",
+        ReadAll { updated },
+    ))
+}
+
+/// DELETE /api/v1/notifications/{id}
+async fn delete_notification(
+    State(state): State<NotificationsState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+) -> Result<ApiResponse<()>, AppError> {
+    let id = Id::from_path(&id)?.to_string();
+    store::delete(&state.table, me.id(), &id).await?;
+    Ok(ApiResponse::message("Notification deleted"))
+}

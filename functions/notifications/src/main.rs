@@ -1,0 +1,22 @@
+//! The notifications Lambda: telemetry, config, clients, run.
+
+use shared::{
+    aws,
+    config::{JwtConfig, StorageConfig},
+    http::http_service,
+    store::Table,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let storage = StorageConfig::from_env()?;
+    let jwt = JwtConfig::from_env()?;
+    let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
+    let table = Table::new(clients.dynamodb, storage.table_name);
+    lambda_http::run(http_service(notifications::router(
+        notifications::NotificationsState::new(table, &jwt),
+    )))
+    .await
+}
