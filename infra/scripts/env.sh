@@ -14,3 +14,5 @@ export JWT_SECRET="${JWT_SECRET:-local-development-secret-not-for-production-use
 export EMAIL_FROM="${EMAIL_FROM:-no-reply@social.local}"
 export APP_URL="${APP_URL:-http://127.0.0.1:$API_PORT}"
 MOTO_PORT="${MOTO_PORT:-4566}"
+# The functions reach the local gateway's @connections API here.
+export WS_MANAGEMENT_ENDPOINT="${WS_MANAGEMENT_ENDPOINT:-http://127.0.0.1:$WS_PORT/local}"

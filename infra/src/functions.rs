@@ -6,9 +6,14 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use shared::{
+    auth::Authenticator,
     aws::AwsClients,
     config::{ConfigError, ProcessEnv, Source, StorageConfig},
+    email::Mailer,
     http::{HttpService, http_service},
+    jwt::JwtKeys,
+    ratelimit::{Limit, RateLimiter},
+    realtime::{Realtime, RealtimeConfig},
     store::Table,
     uploads::Presigner,
 };
@@ -20,6 +25,8 @@ pub struct FunctionsConfig {
     pub storage: StorageConfig,
     pub auth: auth::AuthConfig,
     pub uploads: uploads::UploadsConfig,
+    pub realtime: RealtimeConfig,
+    pub frame_limit: Limit,
 }
 
 impl FunctionsConfig {
@@ -32,6 +39,8 @@ impl FunctionsConfig {
             storage: StorageConfig::from_source(source)?,
             auth: auth::AuthConfig::from_source(source)?,
             uploads: uploads::UploadsConfig::from_source(source)?,
+            realtime: RealtimeConfig::from_source(source)?,
+            frame_limit: websocket::frame_limit_from(source)?,
         })
     }
 }
@@ -77,8 +86,43 @@ pub fn build(sdk: &SdkConfig, config: &FunctionsConfig) -> HashMap<String, HttpS
             ))),
         ),
         (
+            "NotificationsFunction".to_owned(),
+            http_service(notifications::router(
+                notifications::NotificationsState::new(table.clone(), &config.auth.jwt),
+            )),
+        ),
+        (
             "AuthFunction".to_owned(),
             http_service(auth::router(auth::AuthState::new(table, ses, &config.auth))),
         ),
     ])
+}
+
+fn realtime(sdk: &SdkConfig, config: &FunctionsConfig) -> Realtime {
+    let table = Table::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        config.storage.table_name.clone(),
+    );
+    Realtime::new(table, config.realtime.client(sdk))
+}
+
+/// The `WebSocketFunction` of the template.
+pub fn build_websocket(sdk: &SdkConfig, config: &FunctionsConfig) -> websocket::WsState {
+    let realtime = realtime(sdk, config);
+    websocket::WsState {
+        authenticator: Authenticator::new(JwtKeys::new(&config.auth.jwt), realtime.table.clone()),
+        limiter: RateLimiter::new(realtime.table.clone()),
+        frame_limit: config.frame_limit,
+        realtime,
+    }
+}
+
+/// The `StreamFunction` of the template.
+pub fn build_stream(sdk: &SdkConfig, config: &FunctionsConfig) -> stream::StreamState {
+    let realtime = realtime(sdk, config);
+    stream::StreamState {
+        table: realtime.table.clone(),
+        mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), config.auth.email.clone()),
+        realtime,
+    }
 }

@@ -8,4 +8,6 @@ pub mod admin;
 pub mod functions;
 pub mod provision;
 pub mod rest;
+pub mod streams;
 pub mod template;
+pub mod ws;

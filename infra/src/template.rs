@@ -89,6 +89,8 @@ pub struct Template {
     pub function_timeout_secs: u64,
     /// Per-function timeouts where a function overrides the global one.
     pub timeouts: Vec<(String, u64)>,
+    /// Route keys of the WebSocket API (`$connect`, `chat.send`, …).
+    pub ws_routes: Vec<String>,
 }
 
 fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
@@ -160,6 +162,7 @@ impl Template {
             buckets: Vec::new(),
             function_timeout_secs,
             timeouts: Vec::new(),
+            ws_routes: Vec::new(),
         };
         for (id, resource) in resources {
             let (Some(id), Some(resource)) = (id.as_str(), resource.as_mapping()) else {
@@ -178,6 +181,11 @@ impl Template {
                         continue;
                     };
                     template.tables.push(read_table(id, properties));
+                }
+                Some("AWS::ApiGatewayV2::Route") => {
+                    if let Some(key) = properties.and_then(|p| str_of(p, "RouteKey")) {
+                        template.ws_routes.push(key.to_owned());
+                    }
                 }
                 Some("AWS::S3::Bucket") => {
                     template.buckets.push(read_bucket(id, properties));

@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod password;
 pub mod query;
 pub mod ratelimit;
+pub mod realtime;
 pub mod store;
 pub mod telemetry;
 pub mod uploads;

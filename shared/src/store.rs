@@ -10,7 +10,7 @@ use std::{collections::HashMap, error::Error as StdError};
 use aws_sdk_dynamodb::{
     Client,
     error::ProvideErrorMetadata,
-    types::{AttributeValue, TransactWriteItem},
+    types::{AttributeValue, DeleteRequest, PutRequest, TransactWriteItem, WriteRequest},
 };
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
 use serde::{Serialize, de::DeserializeOwned};
@@ -201,6 +201,55 @@ where
         return Ok((items, next));
     }
     Ok((items, None))
+}
+
+/// BatchWriteItem in chunks of 25, retrying what comes back unprocessed.
+pub async fn batch_write(table: &Table, requests: Vec<WriteRequest>) -> Result<(), AppError> {
+    for chunk in requests.chunks(25) {
+        let mut pending = std::collections::HashMap::from([(table.name.clone(), chunk.to_vec())]);
+        let mut attempt = 0u32;
+        loop {
+            let output = table
+                .client
+                .batch_write_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(dynamo)?;
+            match output.unprocessed_items.filter(|items| !items.is_empty()) {
+                Some(rest) if attempt < 5 => {
+                    pending = rest;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    attempt += 1;
+                }
+                Some(_) => {
+                    return Err(AppError::Unavailable {
+                        service: "dynamodb",
+                        source: Some("batch write left items unprocessed".into()),
+                    });
+                }
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn put_request(item: Item) -> Result<WriteRequest, AppError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|err| AppError::internal("building a batch write", err))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+pub fn delete_request(pk: String, sk: String) -> Result<WriteRequest, AppError> {
+    let delete = DeleteRequest::builder()
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk))
+        .build()
+        .map_err(|err| AppError::internal("building a batch write", err))?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
 }
 
 /// A typed value as a DynamoDB item.

@@ -4,7 +4,9 @@
 mod auth;
 mod gateway;
 mod health;
+mod notifications;
 mod posts;
+mod realtime;
 mod store;
 mod uploads;
 mod users;

@@ -19,15 +19,19 @@ use infra::{
     functions::{self, FunctionsConfig},
     provision::provision,
     rest::{self, RestGateway},
+    streams,
     template::Template,
+    ws,
 };
 use serde_json::Value;
 use shared::config::StorageConfig;
 
 mod client;
 mod uploads;
+mod websocket;
 pub use client::*;
 pub use uploads::*;
+pub use websocket::*;
 
 pub const REGION: &str = "us-east-1";
 
@@ -113,11 +117,25 @@ impl TestResponse {
 /// One isolated copy of the API: its own table and bucket, its own gateway.
 pub struct TestApp {
     pub address: SocketAddr,
+    pub ws_address: SocketAddr,
     pub endpoint: String,
     pub storage: StorageConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     client: reqwest::Client,
+    _poller: AbortOnDrop,
+}
+
+/// Stops a background task with its test: the stream poller would
+/// otherwise keep polling a table nobody uses.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// The sender every test app mails from.
@@ -155,16 +173,37 @@ impl TestApp {
 
     /// An app on the shared emulator with some variables overridden.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
-        TestApp::spawn_on_with(&Moto::shared().endpoint, overrides).await
+        TestApp::spawn_on_with(&Moto::shared().endpoint, overrides, false).await
+    }
+
+    /// An app that also runs the DynamoDB Streams poller, for tests of what
+    /// the stream worker does. Others skip it: every poller is load on the
+    /// one shared emulator.
+    pub async fn spawn_live(overrides: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on_with(&Moto::shared().endpoint, overrides, true).await
     }
 
     /// An app on the emulator at `endpoint`.
     pub async fn spawn_on(endpoint: &str) -> TestApp {
-        TestApp::spawn_on_with(endpoint, &[]).await
+        TestApp::spawn_on_with(endpoint, &[], false).await
     }
 
-    async fn spawn_on_with(endpoint: &str, overrides: &[(&str, &str)]) -> TestApp {
-        let env = test_environment(overrides);
+    async fn spawn_on_with(endpoint: &str, overrides: &[(&str, &str)], streams: bool) -> TestApp {
+        // The WebSocket port must be known before the functions are built:
+        // it is where they find the @connections API.
+        let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let ws_address = ws_listener.local_addr().expect("address");
+        let management = format!("http://{ws_address}/{}", rest::LOCAL_STAGE);
+        let mut overrides = overrides.to_vec();
+        if !overrides
+            .iter()
+            .any(|(name, _)| *name == "WS_MANAGEMENT_ENDPOINT")
+        {
+            overrides.push(("WS_MANAGEMENT_ENDPOINT", &management));
+        }
+        let env = test_environment(&overrides);
         let config = FunctionsConfig::from_source(&|name: &str| env.get(name).cloned())
             .expect("test configuration");
         let storage = config.storage.clone();
@@ -185,14 +224,35 @@ impl TestApp {
             .expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(rest::serve(listener, gateway));
+        let ws_gateway = ws::WsGateway::new(
+            rest::LOCAL_STAGE,
+            template.ws_routes.clone(),
+            functions::build_websocket(&sdk, &config),
+        );
+        tokio::spawn(ws::serve(ws_listener, ws_gateway));
+        let poller = if streams {
+            Some(
+                streams::start(
+                    &sdk,
+                    &storage.table_name,
+                    std::sync::Arc::new(functions::build_stream(&sdk, &config)),
+                )
+                .await
+                .expect("stream poller"),
+            )
+        } else {
+            None
+        };
         let clients = shared::aws::AwsClients::new(&sdk, &storage);
         TestApp {
             address,
+            ws_address,
             endpoint: endpoint.to_owned(),
             storage,
             dynamodb: clients.dynamodb,
             s3: clients.s3,
             client: reqwest::Client::new(),
+            _poller: AbortOnDrop(poller),
         }
     }
 

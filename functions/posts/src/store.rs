@@ -233,9 +233,9 @@ pub async fn list_feed(
         } else {
             merged
                 .iter()
-                .filter(|(s, _)| s == shard)
+                .rev()
+                .find(|(s, _)| s == shard)
                 .map(|(_, p)| p.id.clone())
-                .last()
         };
         any_left |= left_in_shard;
         if let Some(position) = position {

@@ -1,8 +1,20 @@
-//! The local API Gateway: REST on API_PORT (3000) in front of every function
-//! of template.yaml, invoked in process.
+//! The local API Gateway: REST on API_PORT (3000) and WebSocket on WS_PORT
+//! (3001) in front of every function of template.yaml, invoked in process,
+//! plus the DynamoDB Streams poller that feeds the stream worker.
 
-use infra::{functions, rest, template::Template};
+use std::sync::Arc;
+
+use infra::{functions, rest, streams, template::Template, ws};
 use shared::{aws, telemetry};
+
+fn port(name: &str, default: u16) -> Result<u16, String> {
+    match std::env::var(name) {
+        Ok(raw) => raw
+            .parse()
+            .map_err(|_| format!("environment variable {name} is invalid: {raw:?}")),
+        Err(_) => Ok(default),
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,22 +22,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = functions::FunctionsConfig::from_env()?;
     let template =
         Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
-    let port: u16 = match std::env::var("API_PORT") {
-        Ok(raw) => raw
-            .parse()
-            .map_err(|_| format!("environment variable API_PORT is invalid: {raw:?}"))?,
-        Err(_) => 3000,
-    };
+    let (api_port, ws_port) = (port("API_PORT", 3000)?, port("WS_PORT", 3001)?);
     let sdk = aws::load_sdk_config().await;
-    let gateway = rest::RestGateway::new(
+
+    let rest_gateway = rest::RestGateway::new(
         &template,
         functions::build(&sdk, &config),
         rest::LOCAL_STAGE,
     )?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!(url = %format!("http://127.0.0.1:{port}"), "REST API listening");
+    let ws_gateway = ws::WsGateway::new(
+        rest::LOCAL_STAGE,
+        template.ws_routes.clone(),
+        functions::build_websocket(&sdk, &config),
+    );
+    let poller = streams::start(
+        &sdk,
+        &config.storage.table_name,
+        Arc::new(functions::build_stream(&sdk, &config)),
+    )
+    .await?;
+
+    let rest_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
+    let ws_listener = tokio::net::TcpListener::bind(("127.0.0.1", ws_port)).await?;
+    tracing::info!(rest = %format!("http://127.0.0.1:{api_port}"), websocket = %format!("ws://127.0.0.1:{ws_port}"), "local gateway listening");
     tokio::select! {
-        served = rest::serve(listener, gateway) => served?,
+        served = rest::serve(rest_listener, rest_gateway) => served?,
+        served = ws::serve(ws_listener, ws_gateway) => served?,
+        _ = poller => tracing::error!("stream poller stopped"),
         _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
     }
     Ok(())
