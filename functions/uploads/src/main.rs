@@ -1,0 +1,21 @@
+//! The uploads Lambda: telemetry, config, clients, run.
+
+use shared::{
+    aws,
+    config::{JwtConfig, StorageConfig},
+    http::http_service,
+    store::Table,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let storage = StorageConfig::from_env()?;
+    let jwt = JwtConfig::from_env()?;
+    let config = uploads::UploadsConfig::from_env()?;
+    let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
+    let table = Table::new(clients.dynamodb, storage.table_name);
+    let state = uploads::UploadsState::new(table, clients.s3, storage.bucket_name, &jwt, &config);
+    lambda_http::run(http_service(uploads::router(state))).await
+}

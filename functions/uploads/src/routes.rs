@@ -1,0 +1,402 @@
+//! The handlers of the Uploads table of API.md, one per route, and the
+//! request body they parse.
+
+use std::{collections::BTreeMap, fmt};
+
+use axum::extract::{Path, State, rejection::PathRejection};
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, de};
+use shared::{
+    ApiResponse, AppError, FieldCode, FieldError,
+    auth::AuthUser,
+    domain::{FieldErrors, Id, length},
+    extract::{Json, ParseBody},
+    jwt::unix_now,
+    uploads::{
+        Purpose, UPLOAD_SK, UploadItem, UploadResponse, UploadStatus, object_key, upload_pk,
+    },
+};
+
+use crate::{
+    UploadsState,
+    objects::{self, PresignedPut},
+    store::{self, PENDING_TTL_SECS},
+};
+
+/// The image types the API stores, as API.md lists them.
+pub const ALLOWED_CONTENT_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+
+/// The longest filename accepted, in characters.
+pub const FILENAME_MAX: usize = 255;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCreateUpload {
+    filename: Option<String>,
+    content_type: Option<String>,
+    size: Option<Integer>,
+    purpose: Option<String>,
+}
+
+/// Any JSON integer, however large, so that a huge size is a 413 and a
+/// negative one a 422; a fraction or a string is a wrong type, a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Integer(i128);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntegerVisitor;
+        impl de::Visitor<'_> for IntegerVisitor {
+            type Value = Integer;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Integer, E> {
+                Ok(Integer(value.into()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Integer, E> {
+                Ok(Integer(value.into()))
+            }
+
+            // serde_json hands over integers beyond 64 bits as floats; any
+            // float within 64 bits was written as a fraction or exponent.
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Integer, E> {
+                let beyond_64_bits = !(i64::MIN as f64..u64::MAX as f64).contains(&value);
+                if value.is_finite() && value.fract() == 0.0 && beyond_64_bits {
+                    // `as` saturates, and any such size is refused anyway.
+                    Ok(Integer(value as i128))
+                } else {
+                    Err(E::invalid_type(de::Unexpected::Float(value), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(IntegerVisitor)
+    }
+}
+
+/// A well-formed upload request. Whether its type is allowed and its size
+/// within the limit is decided by the handler: those are a 415 and a 413,
+/// not field errors.
+#[derive(Debug)]
+pub struct CreateUpload {
+    filename: String,
+    content_type: String,
+    size: u64,
+    purpose: Purpose,
+}
+
+/// The name of the file without any directory part, for display only.
+/// Control characters are refused rather than dropped, so what is stored
+/// is never a silently different name; a name that is only dots (`..`)
+/// names no file.
+fn filename(field: &str, raw: String) -> Result<String, FieldError> {
+    length(field, &raw, 1, FILENAME_MAX)?;
+    let invalid = |message: &str| FieldError::new(field, FieldCode::InvalidFormat, message);
+    if raw.chars().any(char::is_control) {
+        return Err(invalid("must not contain control characters"));
+    }
+    let base = match raw.rfind(['/', '\\']) {
+        Some(index) => &raw[index + 1..],
+        None => raw.as_str(),
+    }
+    .trim();
+    if base.is_empty() || base.chars().all(|c| c == '.') {
+        return Err(invalid("must name a file"));
+    }
+    Ok(base.to_owned())
+}
+
+/// A media type as compared and signed: trimmed and lower-cased.
+fn content_type(field: &str, raw: String) -> Result<String, FieldError> {
+    let value = raw.trim().to_ascii_lowercase();
+    if value.is_empty() {
+        return Err(FieldError::new(field, FieldCode::Required, "is required"));
+    }
+    Ok(value)
+}
+
+fn size(field: &str, raw: Option<Integer>) -> Result<u64, FieldError> {
+    match raw.map(|Integer(value)| value) {
+        None => Err(FieldError::new(field, FieldCode::Required, "is required")),
+        Some(value) if value < 1 => Err(FieldError::new(
+            field,
+            FieldCode::OutOfRange,
+            "must be at least 1 byte",
+        )),
+        // Beyond u64 is beyond any limit: the 413 says so.
+        Some(value) => Ok(u64::try_from(value).unwrap_or(u64::MAX)),
+    }
+}
+
+impl ParseBody for CreateUpload {
+    type Raw = RawCreateUpload;
+    fn parse(raw: RawCreateUpload) -> Result<Self, Vec<FieldError>> {
+        let mut errors = FieldErrors::new();
+        let filename = errors.required("filename", raw.filename, filename);
+        let content_type = errors.required("contentType", raw.content_type, content_type);
+        let size = errors.check(size("size", raw.size));
+        let purpose = errors.required("purpose", raw.purpose, Purpose::parse);
+        let parsed = match (filename, content_type, size, purpose) {
+            (Some(filename), Some(content_type), Some(size), Some(purpose)) => Some(CreateUpload {
+                filename,
+                content_type,
+                size,
+                purpose,
+            }),
+            _ => None,
+        };
+        errors.finish(parsed)
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedUpload {
+    upload: UploadResponse,
+    upload_url: String,
+    upload_method: &'static str,
+    upload_headers: BTreeMap<String, String>,
+    expires_at: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadWithUrl {
+    upload: UploadResponse,
+    download_url: String,
+}
+
+/// The upload id of the path. An id that is not even valid UTF-8 names no
+/// upload either, so it too is a 404 rather than axum's plain-text 400.
+fn upload_id(path: Result<Path<String>, PathRejection>) -> Result<String, AppError> {
+    let Path(raw) = path.map_err(|_| AppError::NotFound("Upload not found".into()))?;
+    Ok(Id::from_path(&raw)?.to_string())
+}
+
+/// POST /api/v1/uploads
+pub async fn create(
+    State(state): State<UploadsState>,
+    user: AuthUser,
+    Json(body): Json<CreateUpload>,
+) -> Result<ApiResponse<CreatedUpload>, AppError> {
+    if !ALLOWED_CONTENT_TYPES.contains(&body.content_type.as_str()) {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "contentType must be one of: {}",
+            ALLOWED_CONTENT_TYPES.join(", ")
+        )));
+    }
+    if body.size > state.max_bytes {
+        return Err(AppError::PayloadTooLarge(format!(
+            "size must be at most {} bytes",
+            state.max_bytes
+        )));
+    }
+    let id = Id::new().to_string();
+    let key = object_key(user.id(), &id);
+    let PresignedPut {
+        url,
+        headers,
+        expires_at,
+    } = objects::presign_put(&state.presigner, &key, &body.content_type, body.size).await?;
+    let upload = UploadItem {
+        pk: upload_pk(&id),
+        sk: UPLOAD_SK.into(),
+        entity: "upload".into(),
+        id: id.clone(),
+        owner_id: user.id().to_owned(),
+        purpose: body.purpose,
+        content_type: body.content_type,
+        size: body.size,
+        status: UploadStatus::Pending,
+        key,
+        filename: body.filename,
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        ttl: Some(unix_now() as i64 + PENDING_TTL_SECS),
+    };
+    store::put_pending(&state.table, &upload).await?;
+    tracing::info!(uploadId = %id, userId = %upload.owner_id, size = upload.size, "upload created");
+    Ok(ApiResponse::created(
+        "Upload created successfully",
+        CreatedUpload {
+            upload: UploadResponse::from(&upload),
+            upload_url: url,
+            upload_method: "PUT",
+            upload_headers: headers,
+            expires_at,
+        },
+    ))
+}
+
+/// POST /api/v1/uploads/{id}/complete
+pub async fn complete(
+    State(state): State<UploadsState>,
+    user: AuthUser,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<ApiResponse<UploadResponse>, AppError> {
+    let id = upload_id(path)?;
+    let now = unix_now() as i64;
+    let upload = store::owned_upload(&state.table, &id, user.id(), now).await?;
+    if upload.status == UploadStatus::Ready {
+        return Ok(ApiResponse::ok(
+            "Upload already completed",
+            UploadResponse::from(&upload),
+        ));
+    }
+    objects::check_object(
+        &state.presigner,
+        &upload.key,
+        upload.size,
+        &upload.content_type,
+    )
+    .await?;
+    let upload = store::mark_ready(&state.table, &upload, now).await?;
+    tracing::info!(uploadId = %upload.id, "upload completed");
+    Ok(ApiResponse::ok(
+        "Upload completed successfully",
+        UploadResponse::from(&upload),
+    ))
+}
+
+/// GET /api/v1/uploads/{id}
+pub async fn get_one(
+    State(state): State<UploadsState>,
+    user: AuthUser,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<ApiResponse<UploadWithUrl>, AppError> {
+    let id = upload_id(path)?;
+    let upload = store::owned_upload(&state.table, &id, user.id(), unix_now() as i64).await?;
+    let download_url = state.presigner.download_url(&upload.key).await?;
+    Ok(ApiResponse::ok(
+        "Upload retrieved successfully",
+        UploadWithUrl {
+            upload: UploadResponse::from(&upload),
+            download_url,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: serde_json::Value) -> Result<CreateUpload, Vec<(String, FieldCode)>> {
+        let raw: RawCreateUpload = serde_json::from_value(body).expect("a well-formed body");
+        CreateUpload::parse(raw)
+            .map_err(|errors| errors.into_iter().map(|e| (e.field, e.code)).collect())
+    }
+
+    /// The body as the extractor reads it, from raw JSON text.
+    fn read(size: &str) -> Result<CreateUpload, AppError> {
+        let text = format!(
+            r#"{{"filename":"a.png","contentType":"image/png","size":{size},"purpose":"avatar"}}"#
+        );
+        let raw: RawCreateUpload = shared::extract::parse_json(text.as_bytes())?;
+        CreateUpload::parse(raw).map_err(AppError::Validation)
+    }
+
+    fn valid() -> serde_json::Value {
+        serde_json::json!({
+            "filename": "cat.png",
+            "contentType": "image/png",
+            "size": 1024,
+            "purpose": "avatar",
+        })
+    }
+
+    fn with(field: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut body = valid();
+        body[field] = value;
+        body
+    }
+
+    #[test]
+    fn a_valid_body_parses() {
+        let body = parse(with("contentType", " IMAGE/PNG ".into())).unwrap();
+        assert_eq!(body.filename, "cat.png");
+        assert_eq!(body.content_type, "image/png");
+        assert_eq!(body.size, 1024);
+        assert_eq!(body.purpose, Purpose::Avatar);
+    }
+
+    #[test]
+    fn every_missing_field_is_named() {
+        let errors = parse(serde_json::json!({})).unwrap_err();
+        assert_eq!(
+            errors,
+            ["filename", "contentType", "size", "purpose"]
+                .map(|field| (field.to_owned(), FieldCode::Required))
+        );
+    }
+
+    #[test]
+    fn sizes_below_one_are_out_of_range() {
+        for bad in ["0", "-1", "-100000000000000000000"] {
+            let Err(AppError::Validation(errors)) = read(bad) else {
+                panic!("{bad} should be a 422");
+            };
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].code),
+                ("size", FieldCode::OutOfRange)
+            );
+        }
+    }
+
+    #[test]
+    fn a_size_beyond_any_limit_parses_to_be_refused_as_too_large() {
+        assert_eq!(read("18446744073709551615").unwrap().size, u64::MAX);
+        assert_eq!(read("100000000000000000000000").unwrap().size, u64::MAX);
+    }
+
+    #[test]
+    fn a_size_that_is_not_an_integer_is_a_bad_request() {
+        for bad in ["\"10\"", "1.5", "1.0", "1e3", "true", "[1]", "{}"] {
+            let err = read(bad).unwrap_err();
+            assert_eq!(err.status().as_u16(), 400, "{bad}: {err}");
+            assert!(err.to_string().contains("expected shape"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_purposes_are_not_allowed() {
+        let errors = parse(with("purpose", "banner".into())).unwrap_err();
+        assert_eq!(errors, [("purpose".to_owned(), FieldCode::NotAllowed)]);
+    }
+
+    #[test]
+    fn filenames_lose_their_directories() {
+        let name = |raw: &str| filename("filename", raw.to_owned());
+        assert_eq!(name("../../etc/passwd").unwrap(), "passwd");
+        assert_eq!(name("a/b\\c.png").unwrap(), "c.png");
+        assert_eq!(name("C:\\fakepath\\photo 1.jpg").unwrap(), "photo 1.jpg");
+        assert_eq!(name("  cat.png ").unwrap(), "cat.png");
+        assert_eq!(
+            name(&"é".repeat(FILENAME_MAX)).unwrap().chars().count(),
+            FILENAME_MAX
+        );
+    }
+
+    #[test]
+    fn filenames_that_name_no_file_are_refused() {
+        let code = |raw: &str| filename("filename", raw.to_owned()).unwrap_err().code;
+        for bad in [
+            "..",
+            ".",
+            "../..",
+            "a/..",
+            "dir/",
+            "a\\",
+            "   ",
+            "cat\0.png",
+            "a\nb.png",
+            "x\u{7f}",
+        ] {
+            assert_eq!(code(bad), FieldCode::InvalidFormat, "{bad:?}");
+        }
+        assert_eq!(code(""), FieldCode::TooShort);
+        assert_eq!(code(&"a".repeat(FILENAME_MAX + 1)), FieldCode::TooLong);
+    }
+}
