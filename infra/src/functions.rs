@@ -9,8 +9,9 @@ use shared::{
     auth::Authenticator,
     aws::AwsClients,
     config::{ConfigError, ProcessEnv, Source, StorageConfig},
+    cors::CorsConfig,
     email::Mailer,
-    http::{HttpService, http_service},
+    http::{HttpOptions, HttpService, http_service},
     jwt::JwtKeys,
     ratelimit::{Limit, RateLimiter},
     realtime::{Realtime, RealtimeConfig},
@@ -27,6 +28,7 @@ pub struct FunctionsConfig {
     pub uploads: uploads::UploadsConfig,
     pub realtime: RealtimeConfig,
     pub frame_limit: Limit,
+    pub cors: CorsConfig,
 }
 
 impl FunctionsConfig {
@@ -41,6 +43,7 @@ impl FunctionsConfig {
             uploads: uploads::UploadsConfig::from_source(source)?,
             realtime: RealtimeConfig::from_source(source)?,
             frame_limit: websocket::frame_limit_from(source)?,
+            cors: CorsConfig::from_source(source)?,
         })
     }
 }
@@ -51,49 +54,71 @@ pub fn build(sdk: &SdkConfig, config: &FunctionsConfig) -> HashMap<String, HttpS
     let table = Table::new(clients.dynamodb.clone(), config.storage.table_name.clone());
     let ses = aws_sdk_sesv2::Client::new(sdk);
     let presigner = Presigner::new(clients.s3.clone(), config.storage.bucket_name.clone());
+    let jwt = &config.auth.jwt;
+    let api = || {
+        HttpOptions::limited(
+            config.cors.clone(),
+            table.clone(),
+            jwt,
+            config.auth.limits.default,
+        )
+    };
+    let public = HttpOptions {
+        cors: config.cors.clone(),
+        rate_guard: None,
+    };
     HashMap::from([
         (
             "UsersFunction".to_owned(),
-            http_service(users::router(users::UsersState::new(
-                table.clone(),
-                presigner.clone(),
-                &config.auth.jwt,
-            ))),
+            http_service(
+                users::router(users::UsersState::new(
+                    table.clone(),
+                    presigner.clone(),
+                    jwt,
+                )),
+                api(),
+            ),
         ),
         (
             "PostsFunction".to_owned(),
-            http_service(posts::router(posts::PostsState::new(
-                table.clone(),
-                presigner,
-                &config.auth.jwt,
-            ))),
+            http_service(
+                posts::router(posts::PostsState::new(table.clone(), presigner, jwt)),
+                api(),
+            ),
         ),
         (
             "HealthFunction".to_owned(),
-            http_service(health::router(health::HealthState::new(
-                &clients,
-                &config.storage,
-            ))),
+            http_service(
+                health::router(health::HealthState::new(&clients, &config.storage)),
+                public,
+            ),
         ),
         (
             "UploadsFunction".to_owned(),
-            http_service(uploads::router(uploads::UploadsState::new(
-                table.clone(),
-                clients.s3.clone(),
-                config.storage.bucket_name.clone(),
-                &config.auth.jwt,
-                &config.uploads,
-            ))),
+            http_service(
+                uploads::router(uploads::UploadsState::new(
+                    table.clone(),
+                    clients.s3.clone(),
+                    config.storage.bucket_name.clone(),
+                    jwt,
+                    &config.uploads,
+                )),
+                api(),
+            ),
         ),
         (
             "NotificationsFunction".to_owned(),
-            http_service(notifications::router(
-                notifications::NotificationsState::new(table.clone(), &config.auth.jwt),
-            )),
+            http_service(
+                notifications::router(notifications::NotificationsState::new(table.clone(), jwt)),
+                api(),
+            ),
         ),
         (
             "AuthFunction".to_owned(),
-            http_service(auth::router(auth::AuthState::new(table, ses, &config.auth))),
+            http_service(
+                auth::router(auth::AuthState::new(table.clone(), ses, &config.auth)),
+                api(),
+            ),
         ),
     ])
 }

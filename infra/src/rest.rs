@@ -32,6 +32,7 @@ use lambda_http::{
 use serde_json::{Value, json};
 use shared::{
     AppError,
+    cors::CorsConfig,
     envelope::{self, RequestInfo},
     http::{HttpService, REQUEST_ID_HEADER, request_id_from},
 };
@@ -113,6 +114,7 @@ fn percent_decode(segment: &str) -> String {
 
 /// The REST side of the local gateway.
 pub struct RestGateway {
+    cors: CorsConfig,
     routes: Vec<CompiledRoute>,
     functions: HashMap<String, HttpService>,
     timeouts: HashMap<String, Duration>,
@@ -125,6 +127,7 @@ impl RestGateway {
         template: &Template,
         functions: HashMap<String, HttpService>,
         stage: &str,
+        cors: CorsConfig,
     ) -> Result<Self, String> {
         let missing: Vec<&str> = template
             .routes
@@ -148,6 +151,7 @@ impl RestGateway {
             })
             .collect();
         Ok(Self {
+            cors,
             routes: template
                 .routes
                 .iter()
@@ -187,19 +191,30 @@ pub async fn serve(listener: tokio::net::TcpListener, gateway: RestGateway) -> s
     .await
 }
 
-/// Answers as API Gateway's own Gateway Responses do, in the envelope.
-async fn gateway_error(request_id: String, path: &str, method: &str, err: AppError) -> Response {
-    let info = RequestInfo {
-        request_id: request_id.clone(),
-        started: Instant::now(),
-        path: path.to_owned(),
-        method: method.to_owned(),
-    };
-    let mut response = envelope::scope(info, async { err.into_response() }).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+impl RestGateway {
+    /// Answers as API Gateway's own Gateway Responses do: the envelope,
+    /// with CORS headers for an allowed origin.
+    async fn error(
+        &self,
+        request: &HeaderMap,
+        request_id: String,
+        path: &str,
+        method: &str,
+        err: AppError,
+    ) -> Response {
+        let info = RequestInfo {
+            request_id: request_id.clone(),
+            started: Instant::now(),
+            path: path.to_owned(),
+            method: method.to_owned(),
+        };
+        let mut response = envelope::scope(info, async { err.into_response() }).await;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        self.cors.decorate(request, &mut response);
+        response
     }
-    response
 }
 
 async fn handle(
@@ -210,36 +225,43 @@ async fn handle(
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let client_request_id = request_id_from(request.headers().get(REQUEST_ID_HEADER));
+    let request_headers = request.headers().clone();
 
     let Some((route, path_params)) = gateway.route(&method, &path) else {
-        return gateway_error(
-            client_request_id,
-            &path,
-            &method,
-            AppError::NotFound("Route not found".into()),
-        )
-        .await;
+        return gateway
+            .error(
+                &request_headers,
+                client_request_id,
+                &path,
+                &method,
+                AppError::NotFound("Route not found".into()),
+            )
+            .await;
     };
     let route = route.clone();
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, MAX_PAYLOAD_BYTES).await else {
-        return gateway_error(
-            client_request_id,
-            &path,
-            &method,
-            AppError::PayloadTooLarge("Request body is too large".into()),
-        )
-        .await;
+        return gateway
+            .error(
+                &request_headers,
+                client_request_id,
+                &path,
+                &method,
+                AppError::PayloadTooLarge("Request body is too large".into()),
+            )
+            .await;
     };
     let event = proxy_event(&gateway.stage, &route, &parts, path_params, &body, peer);
     let Some(service) = gateway.functions.get(&route.function).cloned() else {
-        return gateway_error(
-            client_request_id,
-            &path,
-            &method,
-            AppError::NotFound("Route not found".into()),
-        )
-        .await;
+        return gateway
+            .error(
+                &request_headers,
+                client_request_id,
+                &path,
+                &method,
+                AppError::NotFound("Route not found".into()),
+            )
+            .await;
     };
     let timeout = gateway
         .timeouts
@@ -258,42 +280,48 @@ async fn handle(
         Ok(Ok(Ok(answer))) => proxy_response(answer),
         Ok(Ok(Err(message))) => {
             tracing::error!(function = %route.function, error = %message, "function returned an unusable response");
-            gateway_error(
-                client_request_id,
-                &path,
-                &method,
-                AppError::Internal {
-                    context: "function response",
-                    source: Some(message.into()),
-                },
-            )
-            .await
+            gateway
+                .error(
+                    &request_headers,
+                    client_request_id,
+                    &path,
+                    &method,
+                    AppError::Internal {
+                        context: "function response",
+                        source: Some(message.into()),
+                    },
+                )
+                .await
         }
         Ok(Err(join)) => {
             tracing::error!(function = %route.function, error = %join, "function crashed");
-            gateway_error(
-                client_request_id,
-                &path,
-                &method,
-                AppError::Internal {
-                    context: "function crashed",
-                    source: Some(join.into()),
-                },
-            )
-            .await
+            gateway
+                .error(
+                    &request_headers,
+                    client_request_id,
+                    &path,
+                    &method,
+                    AppError::Internal {
+                        context: "function crashed",
+                        source: Some(join.into()),
+                    },
+                )
+                .await
         }
         Err(_) => {
             tracing::error!(function = %route.function, timeout_s = timeout.as_secs(), "function timed out");
-            gateway_error(
-                client_request_id,
-                &path,
-                &method,
-                AppError::Unavailable {
-                    service: "function",
-                    source: None,
-                },
-            )
-            .await
+            gateway
+                .error(
+                    &request_headers,
+                    client_request_id,
+                    &path,
+                    &method,
+                    AppError::Unavailable {
+                        service: "function",
+                        source: None,
+                    },
+                )
+                .await
         }
     }
 }
@@ -536,6 +564,7 @@ mod tests {
 
     fn gateway(routes: Vec<CompiledRoute>) -> RestGateway {
         RestGateway {
+            cors: CorsConfig::default(),
             routes,
             functions: HashMap::new(),
             timeouts: HashMap::new(),

@@ -5,12 +5,12 @@
 //! Lambda runtime, the local gateway and the tests all call, so the three can
 //! never disagree about these cross-cutting rules.
 
-use std::{any::Any, convert::Infallible, time::Instant};
+use std::{any::Any, convert::Infallible, sync::Arc, time::Instant};
 
 use axum::{
     Router,
     body::Body,
-    extract::Request,
+    extract::{Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -21,8 +21,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::{
+    config::JwtConfig,
+    cors::CorsConfig,
     envelope::{self, RequestInfo, round_ms},
     error::AppError,
+    jwt::JwtKeys,
+    ratelimit::{Limit, RateLimiter, RateStatus},
+    store::Table,
 };
 
 /// The header that carries the request id both ways.
@@ -38,14 +43,124 @@ pub fn with_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Ro
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
 }
 
-/// Wraps a finished router with the cross-cutting layers.
-pub fn http_service(router: Router) -> HttpService {
+/// The per-user (or per-IP) limit of API.md section 5 on every `/api/`
+/// route. Probes (`/health`, `/ready`) are left out: they must not depend
+/// on DynamoDB, and API Gateway's stage throttling already covers them.
+#[derive(Debug, Clone)]
+pub struct RateGuard {
+    pub limiter: RateLimiter,
+    pub jwt: JwtKeys,
+    pub limit: Limit,
+}
+
+/// What every function's HTTP side is configured with.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    pub cors: CorsConfig,
+    pub rate_guard: Option<RateGuard>,
+}
+
+impl HttpOptions {
+    /// For `/api/` functions: CORS and the default limit from the
+    /// environment (`CORS_ALLOWED_ORIGINS`, `RATE_LIMIT_DEFAULT`).
+    pub fn api_from_env(table: Table, jwt: &JwtConfig) -> Result<Self, crate::config::ConfigError> {
+        let limits = crate::ratelimit::RateLimitConfig::from_env()?;
+        Ok(Self::limited(
+            CorsConfig::from_env()?,
+            table,
+            jwt,
+            limits.default,
+        ))
+    }
+
+    /// For the probes: CORS only.
+    pub fn public_from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            cors: CorsConfig::from_env()?,
+            rate_guard: None,
+        })
+    }
+
+    /// CORS from the environment and the default rate limit on `/api/`.
+    pub fn limited(cors: CorsConfig, table: Table, jwt: &JwtConfig, limit: Limit) -> Self {
+        Self {
+            cors,
+            rate_guard: Some(RateGuard {
+                limiter: RateLimiter::new(table),
+                jwt: JwtKeys::new(jwt),
+                limit,
+            }),
+        }
+    }
+}
+
+/// Wraps a finished router with the cross-cutting layers: request ids and
+/// the log line outermost, then CORS and the rate limit (so a 429 carries
+/// CORS headers too), then panic recovery around the routes.
+pub fn http_service(router: Router, options: HttpOptions) -> HttpService {
     let service = ServiceBuilder::new()
         .map_request(|request: lambda_http::Request| request.map(Body::new))
         .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(Arc::new(options), edge))
         .layer(CatchPanicLayer::custom(panic_response))
         .service(with_fallbacks(router));
     BoxCloneSyncService::new(service)
+}
+
+fn rate_limit_headers(response: &mut Response, status: &RateStatus) {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(status.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(status.remaining));
+}
+
+/// The rate-limit key: the user when the request carries a valid access
+/// token (signature and expiry only; no store read), else the client IP.
+fn rate_key(guard: &RateGuard, parts: &http::request::Parts) -> String {
+    crate::auth::bearer_token(parts)
+        .ok()
+        .and_then(|token| guard.jwt.verify(token, crate::jwt::TokenType::Access).ok())
+        .map(|claims| format!("api:user:{}", claims.sub))
+        .unwrap_or_else(|| format!("api:ip:{}", source_ip(parts)))
+}
+
+async fn edge(State(options): State<Arc<HttpOptions>>, request: Request, next: Next) -> Response {
+    let request_headers = request.headers().clone();
+    if CorsConfig::is_preflight(request.method(), &request_headers) {
+        return options.cors.preflight(&request_headers);
+    }
+    let mut limited = None;
+    let mut response = match &options.rate_guard {
+        Some(guard) if request.uri().path().starts_with("/api/") => {
+            let (parts, body) = request.into_parts();
+            let key = rate_key(guard, &parts);
+            match guard.limiter.hit(&key, guard.limit).await {
+                Ok(status) => {
+                    limited = Some(status);
+                    next.run(Request::from_parts(parts, body)).await
+                }
+                Err(AppError::RateLimited { retry_after_secs }) => {
+                    limited = Some(RateStatus {
+                        limit: guard.limit.max,
+                        remaining: 0,
+                        reset_after_secs: retry_after_secs,
+                    });
+                    AppError::RateLimited { retry_after_secs }.into_response()
+                }
+                Err(err) => {
+                    // The store being down must not hide the route's own
+                    // answer; the handler will report the outage itself.
+                    tracing::warn!(error = %crate::error::ErrorChain(&err), "rate limit not checked");
+                    next.run(Request::from_parts(parts, body)).await
+                }
+            }
+        }
+        _ => next.run(request).await,
+    };
+    if let Some(status) = &limited {
+        rate_limit_headers(&mut response, status);
+    }
+    options.cors.decorate(&request_headers, &mut response);
+    response
 }
 
 /// The `X-Request-ID` to use: the caller's when it is 1–128 characters of
@@ -248,6 +363,10 @@ mod tests {
     }
 
     fn app() -> HttpService {
+        with_options(HttpOptions::default())
+    }
+
+    fn with_options(options: HttpOptions) -> HttpService {
         http_service(
             Router::new()
                 .route(
@@ -255,6 +374,7 @@ mod tests {
                     get(|| async { envelope::ApiResponse::message("fine") }),
                 )
                 .route("/boom", get(|| async { panic!("kaboom") as &'static str })),
+            options,
         )
     }
 
@@ -299,6 +419,58 @@ mod tests {
         let (status, _, body) = call(app(), "DELETE", "/ok", None).await;
         assert_eq!(status, 405);
         assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[tokio::test]
+    async fn preflights_and_errors_carry_cors_headers_for_allowed_origins() {
+        let cors = CorsConfig {
+            origins: crate::cors::AllowedOrigins::List(vec!["https://app.test".into()]),
+        };
+        let service = with_options(HttpOptions {
+            cors,
+            rate_guard: None,
+        });
+        let preflight = http::Request::builder()
+            .method("OPTIONS")
+            .uri("/nope")
+            .header("origin", "https://app.test")
+            .header("access-control-request-method", "POST")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        let response = service.clone().oneshot(preflight).await.unwrap();
+        assert_eq!(response.status(), 204);
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "https://app.test"
+        );
+        let request = http::Request::builder()
+            .uri("/nope")
+            .header("origin", "https://app.test")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "https://app.test"
+        );
+        assert!(
+            response.headers()["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("Retry-After")
+        );
+        let foreign = http::Request::builder()
+            .uri("/ok")
+            .header("origin", "https://evil.test")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        let response = service.oneshot(foreign).await.unwrap();
+        assert!(
+            !response
+                .headers()
+                .contains_key("access-control-allow-origin")
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod cors;
 pub mod cursor;
 pub mod domain;
 pub mod email;

@@ -2,6 +2,7 @@
 //! emulator). Each module covers a route group or a piece of the stack.
 
 mod auth;
+mod edge;
 mod gateway;
 mod health;
 mod notifications;

@@ -217,6 +217,7 @@ impl TestApp {
             &template,
             functions::build(&sdk, &config),
             rest::LOCAL_STAGE,
+            config.cors.clone(),
         )
         .expect("every routed function is built");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

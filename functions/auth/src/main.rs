@@ -1,6 +1,12 @@
 //! The auth Lambda: telemetry, config, clients, run.
 
-use shared::{aws, config::StorageConfig, http::http_service, store::Table, telemetry};
+use shared::{
+    aws,
+    config::StorageConfig,
+    http::{HttpOptions, http_service},
+    store::Table,
+    telemetry,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -9,6 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = auth::AuthConfig::from_env()?;
     let sdk = aws::load_sdk_config().await;
     let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), storage.table_name);
+    let options = HttpOptions::api_from_env(table.clone(), &config.jwt)?;
     let state = auth::AuthState::new(table, aws_sdk_sesv2::Client::new(&sdk), &config);
-    lambda_http::run(http_service(auth::router(state))).await
+    lambda_http::run(http_service(auth::router(state), options)).await
 }

@@ -1,14 +1,18 @@
 //! The health Lambda: telemetry, config, clients, run.
 
-use shared::{aws, config::StorageConfig, http::http_service, telemetry};
+use shared::{
+    aws,
+    config::StorageConfig,
+    http::{HttpOptions, http_service},
+    telemetry,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;
     let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
-    lambda_http::run(http_service(health::router(health::HealthState::new(
-        &clients, &storage,
-    ))))
-    .await
+    let options = HttpOptions::public_from_env()?;
+    let state = health::HealthState::new(&clients, &storage);
+    lambda_http::run(http_service(health::router(state), options)).await
 }

@@ -3,7 +3,7 @@
 use shared::{
     aws,
     config::{JwtConfig, StorageConfig},
-    http::http_service,
+    http::{HttpOptions, http_service},
     store::Table,
     telemetry,
 };
@@ -15,8 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let jwt = JwtConfig::from_env()?;
     let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
     let table = Table::new(clients.dynamodb, storage.table_name);
-    lambda_http::run(http_service(notifications::router(
-        notifications::NotificationsState::new(table, &jwt),
-    )))
-    .await
+    let options = HttpOptions::api_from_env(table.clone(), &jwt)?;
+    let state = notifications::NotificationsState::new(table, &jwt);
+    lambda_http::run(http_service(notifications::router(state), options)).await
 }

@@ -3,7 +3,7 @@
 use shared::{
     aws,
     config::{JwtConfig, StorageConfig},
-    http::http_service,
+    http::{HttpOptions, http_service},
     store::Table,
     telemetry,
     uploads::Presigner,
@@ -17,8 +17,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
     let table = Table::new(clients.dynamodb, storage.table_name);
     let presigner = Presigner::new(clients.s3, storage.bucket_name);
-    lambda_http::run(http_service(posts::router(posts::PostsState::new(
-        table, presigner, &jwt,
-    ))))
-    .await
+    let options = HttpOptions::api_from_env(table.clone(), &jwt)?;
+    let state = posts::PostsState::new(table, presigner, &jwt);
+    lambda_http::run(http_service(posts::router(state), options)).await
 }

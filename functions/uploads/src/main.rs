@@ -3,7 +3,7 @@
 use shared::{
     aws,
     config::{JwtConfig, StorageConfig},
-    http::http_service,
+    http::{HttpOptions, http_service},
     store::Table,
     telemetry,
 };
@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = uploads::UploadsConfig::from_env()?;
     let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
     let table = Table::new(clients.dynamodb, storage.table_name);
+    let options = HttpOptions::api_from_env(table.clone(), &jwt)?;
     let state = uploads::UploadsState::new(table, clients.s3, storage.bucket_name, &jwt, &config);
-    lambda_http::run(http_service(uploads::router(state))).await
+    lambda_http::run(http_service(uploads::router(state), options)).await
 }

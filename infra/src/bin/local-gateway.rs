@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &template,
         functions::build(&sdk, &config),
         rest::LOCAL_STAGE,
+        config.cors.clone(),
     )?;
     let ws_gateway = ws::WsGateway::new(
         rest::LOCAL_STAGE,

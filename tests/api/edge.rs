@@ -1,0 +1,132 @@
+//! What every route shares at the edge: the default rate limit with its
+//! headers, and CORS (API.md sections 5 and 6), through the local gateway.
+
+use std::time::Duration;
+
+use tests::{TestApp, assert_envelope};
+
+#[tokio::test]
+async fn every_api_route_is_limited_per_user_and_recovers_after_the_window() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_DEFAULT", "4/2")]).await;
+    let alice = app.signed_up_user().await;
+    let bob = app.signed_up_user().await;
+    // Registering counted against the client IP, not against the users.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut remaining = Vec::new();
+    for _ in 0..4 {
+        let response = app.get_as("/api/v1/users/me", &alice.access_token).await;
+        assert_eq!(response.status, 200, "{:#}", response.body);
+        assert_eq!(response.header("x-ratelimit-limit"), Some("4"));
+        remaining.push(
+            response
+                .header("x-ratelimit-remaining")
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    let limited = app.get_as("/api/v1/posts", &alice.access_token).await;
+    assert_envelope(&limited, 429, Some("RATE_LIMIT_EXCEEDED"));
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(remaining, vec![3, 2, 1, 0]);
+
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &bob.access_token)
+            .await
+            .status,
+        200,
+        "other users are not affected"
+    );
+    assert_eq!(
+        app.get("/health").await.status,
+        200,
+        "probes are not limited"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &alice.access_token)
+            .await
+            .status,
+        200,
+        "back under the limit"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_ip() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_DEFAULT", "3/60")]).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/posts").await.status, 401);
+    }
+    let response = app.get("/api/v1/posts").await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+    assert!(response.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn cors_answers_preflights_and_marks_allowed_origins_only() {
+    let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let preflight = app
+        .request(
+            "OPTIONS",
+            "/api/v1/posts",
+            None,
+            &[
+                ("Origin", "https://app.example.com"),
+                ("Access-Control-Request-Method", "POST"),
+                (
+                    "Access-Control-Request-Headers",
+                    "authorization,content-type",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("Authorization")
+    );
+    assert!(preflight.header("access-control-max-age").is_some());
+
+    for path in ["/api/v1/posts", "/health", "/nope"] {
+        let response = app
+            .request("GET", path, None, &[("Origin", "https://app.example.com")])
+            .await;
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            Some("https://app.example.com"),
+            "{path}"
+        );
+        let exposed = response.header("access-control-expose-headers").unwrap();
+        for header in ["X-Request-ID", "Retry-After", "X-RateLimit-Remaining"] {
+            assert!(exposed.contains(header), "{path}: {exposed}");
+        }
+        let foreign = app
+            .request("GET", path, None, &[("Origin", "https://evil.example.com")])
+            .await;
+        assert!(
+            foreign.header("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    let response = app.request("GET", "/health", None, &[]).await;
+    assert!(
+        response.header("access-control-allow-origin").is_none(),
+        "no Origin, no CORS headers"
+    );
+}
