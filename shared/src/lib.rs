@@ -19,6 +19,7 @@ pub mod http;
 pub mod idempotency;
 pub mod jwt;
 pub mod notifications;
+pub mod openapi;
 pub mod password;
 pub mod query;
 pub mod ratelimit;

@@ -20,7 +20,7 @@ pub fn unread_pk(user_id: &str) -> String {
     format!("UNREAD#{user_id}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationType {
     Comment,
@@ -91,7 +91,7 @@ impl NotificationItem {
 }
 
 /// `Notification` of API.md.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: String,
@@ -99,6 +99,7 @@ pub struct Notification {
     pub kind: NotificationType,
     pub title: String,
     pub body: String,
+    #[schema(value_type = Object)]
     pub data: serde_json::Map<String, serde_json::Value>,
     pub read: bool,
     pub created_at: String,

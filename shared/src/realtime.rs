@@ -202,6 +202,8 @@ impl Realtime {
             .table_name(&self.table.name)
             .key("pk", AttributeValue::S(conn_pk(connection_id)))
             .key("sk", AttributeValue::S("META".into()))
+            // A frame right after $connect must see the connection it made.
+            .consistent_read(true)
             .send()
             .await
             .map_err(store::dynamo)?;

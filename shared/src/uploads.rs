@@ -21,7 +21,7 @@ use crate::{
 /// How long a presigned download URL works.
 pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Purpose {
     #[serde(rename = "avatar")]
     Avatar,
@@ -50,7 +50,7 @@ impl Purpose {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadStatus {
     Pending,
@@ -92,7 +92,7 @@ pub struct UploadItem {
 }
 
 /// `Upload` of API.md.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadResponse {
     pub id: String,

@@ -133,7 +133,7 @@ impl SessionItem {
 }
 
 /// The full view of a user, for the user themself and admins.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserResponse {
     pub id: String,
@@ -151,7 +151,7 @@ pub struct UserResponse {
 }
 
 /// What anyone signed in may see of a user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicUser {
     pub id: String,

@@ -6,6 +6,7 @@ mod edge;
 mod gateway;
 mod health;
 mod notifications;
+mod openapi;
 mod posts;
 mod realtime;
 mod store;

@@ -112,3 +112,82 @@ pub fn router(state: AuthState) -> Router {
         .route("/api/v1/auth/reset-password", post(routes::reset_password))
         .with_state(state)
 }
+
+/// The routes of this function in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use shared::{
+        openapi::{ApiBuilder, Data, Route},
+        users::UserResponse,
+    };
+    use utoipa::openapi::HttpMethod::{Get, Post};
+    let mut api = ApiBuilder::new();
+    let auth_response = api.schema::<routes::AuthResponse>();
+    let token_pair = api.schema::<routes::TokenPair>();
+    let user = api.schema::<UserResponse>();
+    let register = api.schema::<routes::RawRegister>();
+    let login = api.schema::<routes::RawLogin>();
+    let refresh = api.schema::<routes::RawRefresh>();
+    let token = api.schema::<routes::RawToken>();
+    let forgot = api.schema::<routes::RawForgot>();
+    let reset = api.schema::<routes::RawReset>();
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/auth/register",
+            "Create an account and sign in",
+        )
+        .public()
+        .body(register)
+        .created()
+        .data(Data::One(auth_response.clone()))
+        .errors(&[409]),
+    );
+    api.route(
+        Route::new(Post, "/api/v1/auth/login", "Sign in")
+            .public()
+            .body(login)
+            .data(Data::One(auth_response))
+            .errors(&[401, 403]),
+    );
+    api.route(
+        Route::new(Post, "/api/v1/auth/refresh", "Rotate the refresh token")
+            .public()
+            .body(refresh)
+            .data(Data::One(token_pair))
+            .errors(&[401, 403]),
+    );
+    api.route(Route::new(
+        Post,
+        "/api/v1/auth/logout",
+        "Revoke this session",
+    ));
+    api.route(Route::new(Get, "/api/v1/auth/profile", "The signed-in user").data(Data::One(user)));
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/auth/verify-email",
+            "Verify the email address",
+        )
+        .public()
+        .body(token),
+    );
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/auth/forgot-password",
+            "Send a password reset email",
+        )
+        .public()
+        .body(forgot),
+    );
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/auth/reset-password",
+            "Set a new password with a reset token",
+        )
+        .public()
+        .body(reset),
+    );
+    api.build()
+}

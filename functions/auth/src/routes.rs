@@ -27,7 +27,7 @@ fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthResponse {
     user: UserResponse,
@@ -36,7 +36,7 @@ pub struct AuthResponse {
     expires_in: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPair {
     access_token: String,
@@ -91,11 +91,15 @@ fn auth_response(user: &UserItem, pair: TokenPair) -> AuthResponse {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RegisterRequest)]
 pub struct RawRegister {
+    #[schema(required = true)]
     name: Option<String>,
+    #[schema(required = true)]
     email: Option<String>,
+    #[schema(required = true)]
     password: Option<String>,
 }
 
@@ -184,10 +188,13 @@ pub async fn register(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LoginRequest)]
 pub struct RawLogin {
+    #[schema(required = true)]
     email: Option<String>,
+    #[schema(required = true)]
     password: Option<String>,
 }
 
@@ -272,9 +279,11 @@ pub async fn login(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = RefreshRequest)]
 pub struct RawRefresh {
+    #[schema(required = true)]
     refresh_token: Option<String>,
 }
 
@@ -366,9 +375,11 @@ pub async fn profile(user: AuthUser) -> ApiResponse<UserResponse> {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TokenRequest)]
 pub struct RawToken {
+    #[schema(required = true)]
     token: Option<String>,
 }
 
@@ -397,9 +408,11 @@ pub async fn verify_email(
     Ok(ApiResponse::message("Email verified successfully"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ForgotPasswordRequest)]
 pub struct RawForgot {
+    #[schema(required = true)]
     email: Option<String>,
 }
 
@@ -465,10 +478,13 @@ pub async fn forgot_password(
     Ok(ApiResponse::message(FORGOT_MESSAGE))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ResetPasswordRequest)]
 pub struct RawReset {
+    #[schema(required = true)]
     token: Option<String>,
+    #[schema(required = true)]
     password: Option<String>,
 }
 

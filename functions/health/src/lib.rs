@@ -1,4 +1,5 @@
-//! Liveness and readiness (API.md, Health table).
+//! Liveness, readiness and the API's own description (API.md, Health
+//! table): `/health`, `/ready`, `/openapi.json` and `/docs`.
 //!
 //! `/health` answers from memory and touches nothing, so it stays cheap for
 //! load balancers and uptime checks. `/ready` asks DynamoDB and S3, each with
@@ -47,10 +48,12 @@ pub fn router(state: HealthState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
         .with_state(state)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthData {
     status: &'static str,
     version: &'static str,
@@ -69,13 +72,13 @@ async fn health() -> ApiResponse<HealthData> {
     )
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Checks {
     dynamodb: &'static str,
     s3: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadyData {
     status: &'static str,
     checks: Checks,
@@ -138,4 +141,71 @@ async fn ready(State(state): State<HealthState>) -> Response {
         status: "not_ready",
         checks,
     }))
+}
+
+/// The whole REST API's OpenAPI document: every function's routes merged,
+/// plus these. Built on first use, not at cold start, and kept.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use shared::openapi::{ApiBuilder, Data, Route};
+    use utoipa::openapi::HttpMethod::Get;
+    let mut api = ApiBuilder::new();
+    let health = api.schema::<HealthData>();
+    let ready = api.schema::<ReadyData>();
+    api.route(
+        Route::new(Get, "/health", "Liveness")
+            .public()
+            .data(Data::One(health)),
+    );
+    api.route(
+        Route::new(Get, "/ready", "Readiness of DynamoDB and S3")
+            .public()
+            .data(Data::One(ready)),
+    );
+    api.route(Route::new(Get, "/openapi.json", "This document (not enveloped)").public());
+    api.route(Route::new(Get, "/docs", "An HTML page rendering this document").public());
+    shared::openapi::merge([
+        api.build(),
+        auth::openapi(),
+        users::openapi(),
+        posts::openapi(),
+        uploads::openapi(),
+        notifications::openapi(),
+    ])
+}
+
+static DOCUMENT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| openapi().to_json().unwrap_or_else(|_| "{}".to_owned()));
+
+/// GET /openapi.json
+async fn openapi_json() -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
+/// The viewer loads from a CDN in the reader's browser; the function itself
+/// fetches nothing.
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Social API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+</head>
+<body>
+<script id="api-reference" data-url="openapi.json"></script>
+<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+</body>
+</html>
+"#;
+
+/// GET /docs
+async fn docs() -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        DOCS_PAGE,
+    )
+        .into_response()
 }

@@ -93,7 +93,7 @@ async fn list_notifications(
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UnreadCount {
     count: u64,
 }
@@ -124,7 +124,7 @@ async fn mark_read(
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadAll {
     updated: u64,
 }
@@ -150,4 +150,51 @@ async fn delete_notification(
     let id = Id::from_path(&id)?.to_string();
     store::delete(&state.table, me.id(), &id).await?;
     Ok(ApiResponse::message("Notification deleted"))
+}
+
+/// The routes of this function in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use shared::openapi::{ApiBuilder, Data, Query, Route};
+    use utoipa::openapi::HttpMethod::{Delete, Get, Patch, Post};
+    let mut api = ApiBuilder::new();
+    let notification = api.schema::<Notification>();
+    let count = api.schema::<UnreadCount>();
+    let read_all = api.schema::<ReadAll>();
+    let mut query = Query::page();
+    query.push(Query::boolean("unread", "Only unread notifications"));
+    api.route(
+        Route::new(
+            Get,
+            "/api/v1/notifications",
+            "Own notifications, newest first",
+        )
+        .data(Data::Page(notification.clone()))
+        .query(query),
+    );
+    api.route(
+        Route::new(
+            Get,
+            "/api/v1/notifications/unread-count",
+            "How many are unread",
+        )
+        .data(Data::One(count)),
+    );
+    api.route(
+        Route::new(Patch, "/api/v1/notifications/{id}/read", "Mark one read")
+            .data(Data::One(notification)),
+    );
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/notifications/read-all",
+            "Mark every one read",
+        )
+        .data(Data::One(read_all)),
+    );
+    api.route(Route::new(
+        Delete,
+        "/api/v1/notifications/{id}",
+        "Delete one",
+    ));
+    api.build()
 }

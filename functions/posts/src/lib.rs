@@ -68,3 +68,72 @@ pub fn router(state: PostsState) -> Router {
         )
         .with_state(state)
 }
+
+/// The routes of this function in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use shared::openapi::{ApiBuilder, Data, Query, Route};
+    use utoipa::openapi::HttpMethod::{Delete, Get, Patch, Post};
+    let mut api = ApiBuilder::new();
+    let post = api.schema::<model::Post>();
+    let comment = api.schema::<model::Comment>();
+    let create = api.schema::<routes::RawCreatePost>();
+    let patch = api.schema::<routes::RawPatchPost>();
+    let create_comment = api.schema::<routes::RawCreateComment>();
+    let mut list = Query::page();
+    list.push(Query::string("authorId", "Only posts by this user"));
+    list.push(Query::string("tag", "Only posts with this tag"));
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/posts",
+            "Create a post (honours Idempotency-Key)",
+        )
+        .body(create)
+        .created()
+        .data(Data::One(post.clone()))
+        .errors(&[409]),
+    );
+    api.route(
+        Route::new(Get, "/api/v1/posts", "Posts, newest first")
+            .data(Data::Page(post.clone()))
+            .query(list),
+    );
+    api.route(Route::new(Get, "/api/v1/posts/{id}", "One post").data(Data::One(post.clone())));
+    api.route(
+        Route::new(
+            Patch,
+            "/api/v1/posts/{id}",
+            "Edit own post (optimistic version)",
+        )
+        .body(patch)
+        .data(Data::One(post))
+        .errors(&[409]),
+    );
+    api.route(Route::new(
+        Delete,
+        "/api/v1/posts/{id}",
+        "Delete a post (owner or admin)",
+    ));
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/posts/{id}/comments",
+            "Comment on a post (honours Idempotency-Key)",
+        )
+        .body(create_comment)
+        .created()
+        .data(Data::One(comment.clone()))
+        .errors(&[409]),
+    );
+    api.route(
+        Route::new(Get, "/api/v1/posts/{id}/comments", "Comments, oldest first")
+            .data(Data::Page(comment))
+            .query(Query::page()),
+    );
+    api.route(Route::new(
+        Delete,
+        "/api/v1/posts/{id}/comments/{commentId}",
+        "Delete a comment (its author, the post's author or an admin)",
+    ));
+    api.build()
+}

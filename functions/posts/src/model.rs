@@ -139,7 +139,7 @@ pub struct CommentItem {
 }
 
 /// `Post` of API.md.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Post {
     pub id: String,
@@ -157,7 +157,7 @@ pub struct Post {
 }
 
 /// `Comment` of API.md.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: String,

@@ -222,10 +222,13 @@ async fn replay_after_conflict(
     Err(err)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = CreatePostRequest)]
 pub struct RawCreatePost {
+    #[schema(required = true)]
     title: Option<String>,
+    #[schema(required = true)]
     body: Option<String>,
     tags: Option<Vec<String>>,
     image_upload_id: Option<String>,
@@ -382,12 +385,14 @@ pub async fn get_post(
     Ok(ApiResponse::ok("Post retrieved successfully", post))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PatchPostRequest)]
 pub struct RawPatchPost {
     title: Option<String>,
     body: Option<String>,
     tags: Option<Vec<String>>,
+    #[schema(required = true)]
     version: Option<i64>,
 }
 
@@ -491,9 +496,11 @@ pub async fn delete_post(
     Ok(ApiResponse::message("Post deleted successfully"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateCommentRequest)]
 pub struct RawCreateComment {
+    #[schema(required = true)]
     body: Option<String>,
 }
 

@@ -105,6 +105,48 @@ pub fn router(state: UploadsState) -> Router {
         .with_state(state)
 }
 
+/// The routes of this function in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use shared::{
+        openapi::{ApiBuilder, Data, Route},
+        uploads::UploadResponse,
+    };
+    use utoipa::openapi::HttpMethod::{Get, Post};
+    let mut api = ApiBuilder::new();
+    let request = api.schema::<routes::RawCreateUpload>();
+    let created = api.schema::<routes::CreatedUpload>();
+    let with_url = api.schema::<routes::UploadWithUrl>();
+    let upload = api.schema::<UploadResponse>();
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/uploads",
+            "Start an upload: a presigned PUT URL",
+        )
+        .body(request)
+        .created()
+        .data(Data::One(created)),
+    );
+    api.route(
+        Route::new(
+            Post,
+            "/api/v1/uploads/{id}/complete",
+            "Mark an upload ready once the object is in S3",
+        )
+        .data(Data::One(upload))
+        .errors(&[409]),
+    );
+    api.route(
+        Route::new(
+            Get,
+            "/api/v1/uploads/{id}",
+            "An upload and a presigned download URL",
+        )
+        .data(Data::One(with_url)),
+    );
+    api.build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

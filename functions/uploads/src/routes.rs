@@ -29,12 +29,17 @@ pub const ALLOWED_CONTENT_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/
 /// The longest filename accepted, in characters.
 pub const FILENAME_MAX: usize = 255;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = CreateUploadRequest)]
 pub struct RawCreateUpload {
+    #[schema(required = true)]
     filename: Option<String>,
+    #[schema(required = true)]
     content_type: Option<String>,
+    #[schema(required = true, value_type = Option<u64>)]
     size: Option<Integer>,
+    #[schema(required = true)]
     purpose: Option<String>,
 }
 
@@ -152,17 +157,18 @@ impl ParseBody for CreateUpload {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedUpload {
     upload: UploadResponse,
     upload_url: String,
+    #[schema(value_type = String, example = "PUT")]
     upload_method: &'static str,
     upload_headers: BTreeMap<String, String>,
     expires_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadWithUrl {
     upload: UploadResponse,

@@ -94,8 +94,9 @@ async fn get_me(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = PatchMeRequest)]
 pub struct RawPatchMe {
     name: Option<String>,
     avatar_upload_id: Option<String>,
@@ -211,8 +212,9 @@ async fn list_users(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AdminPatchUserRequest)]
 pub struct RawAdminPatch {
     role: Option<String>,
     status: Option<String>,
@@ -273,4 +275,44 @@ async fn admin_delete_user(
     }
     store::set_status(&state.table, &id, UserStatus::Deleted, &now_rfc3339()).await?;
     Ok(ApiResponse::message("User deleted"))
+}
+
+/// The routes of this function in the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use shared::openapi::{ApiBuilder, Data, Query, Route};
+    use utoipa::openapi::HttpMethod::{Delete, Get, Patch};
+    let mut api = ApiBuilder::new();
+    let user = api.schema::<UserResponse>();
+    let public = api.schema::<PublicUser>();
+    let patch_me = api.schema::<RawPatchMe>();
+    let admin_patch = api.schema::<RawAdminPatch>();
+    api.route(Route::new(Get, "/api/v1/users/me", "Own profile").data(Data::One(user.clone())));
+    api.route(
+        Route::new(Patch, "/api/v1/users/me", "Change own name or avatar")
+            .body(patch_me)
+            .data(Data::One(user.clone())),
+    );
+    api.route(Route::new(Delete, "/api/v1/users/me", "Delete own account (soft)").errors(&[409]));
+    api.route(
+        Route::new(Get, "/api/v1/users/{id}", "A user's public profile").data(Data::One(public)),
+    );
+    api.route(
+        Route::new(Get, "/api/v1/users", "Every user, newest first (admin)")
+            .data(Data::Page(user.clone()))
+            .query(Query::page()),
+    );
+    api.route(
+        Route::new(
+            Patch,
+            "/api/v1/users/{id}",
+            "Change a user's role or status (admin)",
+        )
+        .body(admin_patch)
+        .data(Data::One(user))
+        .errors(&[409]),
+    );
+    api.route(
+        Route::new(Delete, "/api/v1/users/{id}", "Delete a user (admin, soft)").errors(&[409]),
+    );
+    api.build()
 }

@@ -126,8 +126,15 @@ async fn connect(
             if err.status().is_server_error() {
                 tracing::error!(error = %ErrorChain(&err), "connect failed");
             }
-            let body = json!({"success": false, "message": err.public_message(), "code": err.code().as_str()});
-            response(err.status().as_u16() as i64, Some(body.to_string()))
+            // The contract refuses every handshake that fails authentication
+            // with 401, a suspended account included; outages stay 5xx.
+            let status = if err.status().is_server_error() {
+                err.status().as_u16()
+            } else {
+                401
+            };
+            let body = json!({"success": false, "message": err.public_message(), "code": if status == 401 { "UNAUTHORIZED" } else { err.code().as_str() }});
+            response(status as i64, Some(body.to_string()))
         }
     }
 }
