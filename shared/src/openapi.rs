@@ -124,6 +124,8 @@ pub enum Data {
     One(String),
     /// `data` is an array of one schema, with `pagination`.
     Page(String),
+    /// Not an envelope: a document of this content type.
+    Raw(&'static str),
 }
 
 /// A query parameter.
@@ -259,6 +261,7 @@ impl Route {
 fn success_schema(data: &Data) -> RefOr<Schema> {
     let extra: Option<Schema> = match data {
         Data::Nothing => None,
+        Data::Raw(_) => return ObjectBuilder::new().into(),
         Data::One(name) => Some(
             ObjectBuilder::new()
                 .property("data", schema_ref(name))
@@ -383,7 +386,10 @@ impl ApiBuilder {
                 ResponseBuilder::new()
                     .description(reason(route.status))
                     .content(
-                        "application/json",
+                        match route.data {
+                            Data::Raw(content_type) => content_type,
+                            _ => "application/json",
+                        },
                         ContentBuilder::new()
                             .schema(Some(success_schema(&route.data)))
                             .build(),

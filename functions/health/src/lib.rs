@@ -161,8 +161,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             .public()
             .data(Data::One(ready)),
     );
-    api.route(Route::new(Get, "/openapi.json", "This document (not enveloped)").public());
-    api.route(Route::new(Get, "/docs", "An HTML page rendering this document").public());
+    api.route(
+        Route::new(Get, "/openapi.json", "This document (not enveloped)")
+            .public()
+            .data(Data::Raw("application/json")),
+    );
+    api.route(
+        Route::new(Get, "/docs", "An HTML page rendering this document")
+            .public()
+            .data(Data::Raw("text/html")),
+    );
     shared::openapi::merge([
         api.build(),
         auth::openapi(),
