@@ -95,11 +95,16 @@ fn auth_response(user: &UserItem, pair: TokenPair) -> AuthResponse {
 #[serde(deny_unknown_fields)]
 #[schema(as = RegisterRequest)]
 pub struct RawRegister {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 2, max_length = 100)]
     name: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, format = Email, max_length = 254)]
     email: Option<String>,
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 8,
+        max_length = 128,
+        pattern = "^(?=.*[A-Za-z])(?=.*[0-9]).*$"
+    )]
     password: Option<String>,
 }
 
@@ -192,9 +197,9 @@ pub async fn register(
 #[serde(deny_unknown_fields)]
 #[schema(as = LoginRequest)]
 pub struct RawLogin {
-    #[schema(required = true)]
+    #[schema(required = true, format = Email, max_length = 254)]
     email: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
@@ -412,7 +417,7 @@ pub async fn verify_email(
 #[serde(deny_unknown_fields)]
 #[schema(as = ForgotPasswordRequest)]
 pub struct RawForgot {
-    #[schema(required = true)]
+    #[schema(required = true, format = Email, max_length = 254)]
     email: Option<String>,
 }
 
@@ -484,7 +489,7 @@ pub async fn forgot_password(
 pub struct RawReset {
     #[schema(required = true)]
     token: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 8, max_length = 128)]
     password: Option<String>,
 }
 

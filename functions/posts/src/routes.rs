@@ -226,10 +226,11 @@ async fn replay_after_conflict(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = CreatePostRequest)]
 pub struct RawCreatePost {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1, max_length = 200)]
     title: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1, max_length = 20000)]
     body: Option<String>,
+    #[schema(max_items = 10)]
     tags: Option<Vec<String>>,
     image_upload_id: Option<String>,
 }
@@ -389,10 +390,13 @@ pub async fn get_post(
 #[serde(deny_unknown_fields)]
 #[schema(as = PatchPostRequest)]
 pub struct RawPatchPost {
+    #[schema(min_length = 1, max_length = 200)]
     title: Option<String>,
+    #[schema(min_length = 1, max_length = 20000)]
     body: Option<String>,
+    #[schema(max_items = 10)]
     tags: Option<Vec<String>>,
-    #[schema(required = true)]
+    #[schema(required = true, minimum = 1)]
     version: Option<i64>,
 }
 
@@ -500,7 +504,7 @@ pub async fn delete_post(
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateCommentRequest)]
 pub struct RawCreateComment {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1, max_length = 5000)]
     body: Option<String>,
 }
 

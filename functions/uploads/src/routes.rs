@@ -33,13 +33,13 @@ pub const FILENAME_MAX: usize = 255;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = CreateUploadRequest)]
 pub struct RawCreateUpload {
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1, max_length = 255)]
     filename: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, example = "image/png")]
     content_type: Option<String>,
-    #[schema(required = true, value_type = Option<u64>)]
+    #[schema(required = true, value_type = Option<u64>, minimum = 1)]
     size: Option<Integer>,
-    #[schema(required = true)]
+    #[schema(required = true, example = "avatar")]
     purpose: Option<String>,
 }
 

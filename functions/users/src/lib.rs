@@ -98,6 +98,7 @@ async fn get_me(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = PatchMeRequest)]
 pub struct RawPatchMe {
+    #[schema(min_length = 2, max_length = 100)]
     name: Option<String>,
     avatar_upload_id: Option<String>,
 }
@@ -216,7 +217,9 @@ async fn list_users(
 #[serde(deny_unknown_fields)]
 #[schema(as = AdminPatchUserRequest)]
 pub struct RawAdminPatch {
+    #[schema(example = "admin")]
     role: Option<String>,
+    #[schema(example = "suspended")]
     status: Option<String>,
 }
 
