@@ -103,6 +103,7 @@ pub fn http_service(router: Router, options: HttpOptions) -> HttpService {
         .layer(middleware::from_fn(request_context))
         .layer(middleware::from_fn_with_state(Arc::new(options), edge))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(undecodable_path))
         .service(with_fallbacks(router));
     BoxCloneSyncService::new(service)
 }
@@ -308,6 +309,43 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// A path whose percent-decoding is not UTF-8 (`/posts/%FF`) names no
+/// route and no resource: every path parameter is an id. It is a 404 here,
+/// since axum's `Path` would answer it with a plain-text 400.
+async fn undecodable_path(request: Request, next: Next) -> Response {
+    if decodes_to_utf8(request.uri().path()) {
+        next.run(request).await
+    } else {
+        AppError::NotFound("Resource not found".into()).into_response()
+    }
+}
+
+/// Whether `path` percent-decodes to UTF-8; a `%` not followed by two hex
+/// digits stays as it is, as axum leaves it.
+fn decodes_to_utf8(path: &str) -> bool {
+    let hex = |b: &u8| char::from(*b).to_digit(16).map(|d| d as u8);
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(hex),
+            bytes.get(i + 2).and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push(high << 4 | low);
+                i += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let detail = panic
         .downcast_ref::<String>()
@@ -350,6 +388,23 @@ mod tests {
             assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} gave {id}");
         }
         assert!(uuid::Uuid::parse_str(&request_id_from(None)).is_ok());
+    }
+
+    #[test]
+    fn paths_are_checked_after_percent_decoding() {
+        for ok in [
+            "/posts/01J",
+            "/posts/%C3%A9",
+            "/a%2Fb",
+            "/100%",
+            "/%zz",
+            "/%4",
+        ] {
+            assert!(decodes_to_utf8(ok), "{ok}");
+        }
+        for bad in ["/posts/%FF", "/posts/%C3%28", "/%c3", "/x/%80/y"] {
+            assert!(!decodes_to_utf8(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -49,12 +49,19 @@ pub struct Moto {
 impl Moto {
     /// Starts a moto server on a free port and waits until it answers.
     pub fn start() -> Moto {
+        Moto::start_on(0)
+    }
+
+    /// Starts a moto server on `port` (0: any free one) and waits until it
+    /// answers; fault-injection tests restart one where the functions
+    /// already point.
+    pub fn start_on(port: u16) -> Moto {
         let python = std::env::var("MOTO_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace_root().join(".venv/bin/python"));
         let mut child = Command::new(&python)
             .arg(workspace_root().join("infra/python/moto_launcher.py"))
-            .arg("0")
+            .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
