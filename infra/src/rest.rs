@@ -38,7 +38,10 @@ use shared::{
 };
 use tower::ServiceExt;
 
-use crate::template::{ApiRoute, Template};
+use crate::{
+    event,
+    template::{ApiRoute, Template},
+};
 
 /// API Gateway refuses REST payloads over 10 MB.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -381,40 +384,6 @@ fn is_text(headers: &http::request::Parts) -> bool {
         || mime == "application/x-www-form-urlencoded"
 }
 
-fn multi_value_headers(headers: &HeaderMap) -> (Value, Value) {
-    let mut single = serde_json::Map::new();
-    let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        single.insert(name.to_string(), Value::String(value.clone()));
-        match multi.get_mut(name.as_str()) {
-            Some(Value::Array(values)) => values.push(Value::String(value)),
-            _ => {
-                multi.insert(name.to_string(), json!([value]));
-            }
-        }
-    }
-    (Value::Object(single), Value::Object(multi))
-}
-
-fn query_parameters(query: Option<&str>) -> (Value, Value) {
-    let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return (Value::Null, Value::Null);
-    };
-    let mut single = serde_json::Map::new();
-    let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        single.insert(key.to_string(), Value::String(value.to_string()));
-        match multi.get_mut(key.as_ref()) {
-            Some(Value::Array(values)) => values.push(Value::String(value.into_owned())),
-            _ => {
-                multi.insert(key.into_owned(), json!([value]));
-            }
-        }
-    }
-    (Value::Object(single), Value::Object(multi))
-}
-
 /// The REST proxy event API Gateway sends for this request.
 fn proxy_event(
     stage: &str,
@@ -438,8 +407,8 @@ fn proxy_event(
     if let Ok(port) = HeaderValue::from_str(&peer.port().to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-port"), port);
     }
-    let (single_headers, multi_headers) = multi_value_headers(&headers);
-    let (single_query, multi_query) = query_parameters(parts.uri.query());
+    let (single_headers, multi_headers) = event::headers(&headers);
+    let (single_query, multi_query) = event::query(parts.uri.query());
     let (body, is_base64) = match (body.is_empty(), is_text(parts), std::str::from_utf8(body)) {
         (true, _, _) => (Value::Null, false),
         (false, true, Ok(text)) => (Value::String(text.to_owned()), false),
@@ -599,15 +568,6 @@ mod tests {
         let gw = gateway(vec![route("/things/{id}", "ANY", "T")]);
         assert_eq!(gw.route("GET", "/things/a%20b").unwrap().1["id"], "a b");
         assert_eq!(gw.route("GET", "/things/a+b").unwrap().1["id"], "a+b");
-    }
-
-    #[test]
-    fn query_strings_keep_every_value() {
-        let (single, multi) = query_parameters(Some("tag=a&tag=b&limit=5&q=x%20y"));
-        assert_eq!(single["tag"], "b");
-        assert_eq!(multi["tag"], json!(["a", "b"]));
-        assert_eq!(single["q"], "x y");
-        assert_eq!(query_parameters(None), (Value::Null, Value::Null));
     }
 
     #[test]

@@ -164,40 +164,6 @@ fn new_connection_id() -> String {
     STANDARD.encode(&uuid::Uuid::new_v4().as_bytes()[..10])
 }
 
-fn headers_json(headers: &HeaderMap) -> (Value, Value) {
-    let mut single = serde_json::Map::new();
-    let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        single.insert(name.to_string(), Value::String(value.clone()));
-        match multi.get_mut(name.as_str()) {
-            Some(Value::Array(values)) => values.push(Value::String(value)),
-            _ => {
-                multi.insert(name.to_string(), json!([value]));
-            }
-        }
-    }
-    (Value::Object(single), Value::Object(multi))
-}
-
-fn query_json(query: Option<&str>) -> (Value, Value) {
-    let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return (Value::Null, Value::Null);
-    };
-    let mut single = serde_json::Map::new();
-    let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        single.insert(key.to_string(), Value::String(value.to_string()));
-        match multi.get_mut(key.as_ref()) {
-            Some(Value::Array(values)) => values.push(Value::String(value.into_owned())),
-            _ => {
-                multi.insert(key.into_owned(), json!([value]));
-            }
-        }
-    }
-    (Value::Object(single), Value::Object(multi))
-}
-
 async fn handshake(
     State(gateway): State<Arc<WsGateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -212,8 +178,8 @@ async fn handshake(
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (single_headers, multi_headers) = headers_json(&headers);
-    let (single_query, multi_query) = query_json(query.as_deref());
+    let (single_headers, multi_headers) = crate::event::headers(&headers);
+    let (single_query, multi_query) = crate::event::query(query.as_deref());
 
     // Registered before $connect runs: API Gateway accepts management calls
     // for a connection from its $connect on, and frames sent then are
@@ -470,13 +436,5 @@ mod tests {
         let id = new_connection_id();
         assert_eq!(id.len(), 16);
         assert!(id.ends_with('='));
-    }
-
-    #[test]
-    fn query_strings_keep_every_value() {
-        let (single, multi) = query_json(Some("token=a%2Bb&x=1&x=2"));
-        assert_eq!(single["token"], "a+b");
-        assert_eq!(multi["x"], json!(["1", "2"]));
-        assert_eq!(query_json(None), (Value::Null, Value::Null));
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     error::AppError,
     jwt::{Claims, JwtKeys, TokenType, unix_now},
     store::Table,
-    users::{self, UserItem},
+    users::{self, SessionItem, UserItem},
 };
 
 /// What authentication needs; every function with protected routes puts one
@@ -80,9 +80,10 @@ impl Authenticator {
         Self { jwt, table }
     }
 
-    /// Checks an access token all the way to the store.
-    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, AppError> {
-        let claims = self.jwt.verify(token, TokenType::Access)?;
+    /// The user and session a token names, if the user may act and the
+    /// session is alive: one consistent batch read. Shared by every
+    /// authenticated request and by the refresh of a session.
+    pub async fn live_session(&self, claims: &Claims) -> Result<(UserItem, SessionItem), AppError> {
         let (user, session) =
             users::get_user_and_session(&self.table, &claims.sub, &claims.sid).await?;
         let revoked = || AppError::Unauthorized("Session has been revoked".into());
@@ -92,6 +93,13 @@ impl Authenticator {
         if !session.is_live(&user, unix_now() as i64) {
             return Err(revoked());
         }
+        Ok((user, session))
+    }
+
+    /// Checks an access token all the way to the store.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, AppError> {
+        let claims = self.jwt.verify(token, TokenType::Access)?;
+        let (user, _session) = self.live_session(&claims).await?;
         Ok(AuthUser {
             user,
             session_id: claims.sid.clone(),

@@ -10,7 +10,10 @@ use std::{collections::HashMap, error::Error as StdError};
 use aws_sdk_dynamodb::{
     Client,
     error::ProvideErrorMetadata,
-    types::{AttributeValue, DeleteRequest, PutRequest, TransactWriteItem, WriteRequest},
+    types::{
+        AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
+        WriteRequest,
+    },
 };
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
 use serde::{Serialize, de::DeserializeOwned};
@@ -203,6 +206,51 @@ where
     Ok((items, None))
 }
 
+/// BatchGetItem in chunks of 100, retrying keys that come back
+/// unprocessed (DynamoDB hands some back under load); missing items are
+/// simply absent from the result, which is in no particular order.
+pub async fn batch_get(
+    table: &Table,
+    keys: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, AppError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.to_vec()))
+            .consistent_read(consistent)
+            .build()
+            .map_err(|err| AppError::internal("building a batch read", err))?;
+        let mut pending = std::collections::HashMap::from([(table.name.clone(), request)]);
+        let mut attempt = 0u32;
+        loop {
+            let output = table
+                .client
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(dynamo)?;
+            found.extend(output.responses.unwrap_or_default().into_values().flatten());
+            match output.unprocessed_keys.filter(|keys| !keys.is_empty()) {
+                Some(rest) if attempt < 3 => {
+                    pending = rest;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                    attempt += 1;
+                }
+                Some(_) => {
+                    return Err(AppError::Unavailable {
+                        service: "dynamodb",
+                        source: Some("batch read left keys unprocessed".into()),
+                    });
+                }
+                None => break,
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// BatchWriteItem in chunks of 25, retrying what comes back unprocessed.
 pub async fn batch_write(table: &Table, requests: Vec<WriteRequest>) -> Result<(), AppError> {
     for chunk in requests.chunks(25) {
@@ -250,6 +298,21 @@ pub fn delete_request(pk: String, sk: String) -> Result<WriteRequest, AppError> 
         .build()
         .map_err(|err| AppError::internal("building a batch write", err))?;
     Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+/// A conditional (or not) put, as one item of a write transaction.
+pub fn transact_put(
+    table: &Table,
+    item: Item,
+    condition: Option<&str>,
+) -> Result<TransactWriteItem, AppError> {
+    let put = Put::builder()
+        .table_name(&table.name)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|err| AppError::internal("building a transaction", err))?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// A typed value as a DynamoDB item.

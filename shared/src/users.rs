@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -209,41 +209,22 @@ pub async fn get_user_and_session(
     user_id: &str,
     sid: &str,
 ) -> Result<(Option<UserItem>, Option<SessionItem>), AppError> {
-    let keys = KeysAndAttributes::builder()
-        .keys(UserItem::key(user_id))
-        .keys(SessionItem::key(user_id, sid))
-        .consistent_read(true)
-        .build()
-        .map_err(|err| AppError::internal("building a batch read", err))?;
-    let mut request_items = HashMap::from([(table.name.clone(), keys)]);
+    let items = store::batch_get(
+        table,
+        vec![UserItem::key(user_id), SessionItem::key(user_id, sid)],
+        true,
+    )
+    .await?;
     let mut user = None;
     let mut session = None;
-    // BatchGetItem may hand keys back unprocessed under load; two items
-    // rarely need more than one retry.
-    for _ in 0..3 {
-        let output = table
-            .client
-            .batch_get_item()
-            .set_request_items(Some(request_items))
-            .send()
-            .await
-            .map_err(store::dynamo)?;
-        for item in output.responses.unwrap_or_default().into_values().flatten() {
-            match item.get("sk") {
-                Some(AttributeValue::S(sk)) if sk == PROFILE_SK => user = Some(from_item(item)?),
-                Some(AttributeValue::S(_)) => session = Some(from_item(item)?),
-                _ => {}
-            }
-        }
-        match output.unprocessed_keys.filter(|keys| !keys.is_empty()) {
-            Some(unprocessed) => request_items = unprocessed,
-            None => return Ok((user, session)),
+    for item in items {
+        match item.get("sk") {
+            Some(AttributeValue::S(sk)) if sk == PROFILE_SK => user = Some(from_item(item)?),
+            Some(AttributeValue::S(_)) => session = Some(from_item(item)?),
+            _ => {}
         }
     }
-    Err(AppError::Unavailable {
-        service: "dynamodb",
-        source: Some("batch read left keys unprocessed".into()),
-    })
+    Ok((user, session))
 }
 
 /// Looks up the user id that claimed `email`.
@@ -264,8 +245,8 @@ pub async fn user_id_by_email(table: &Table, email: &str) -> Result<Option<Strin
         .map(|claim| claim.user_id))
 }
 
-/// Reads up to 100 users by id in one round trip (more are chunked);
-/// missing ids are simply absent from the map.
+/// Reads users by id, one round trip per 100; missing ids are simply
+/// absent from the map.
 pub async fn get_users(
     table: &Table,
     ids: &[String],
@@ -273,39 +254,11 @@ pub async fn get_users(
     let mut unique: Vec<&String> = ids.iter().collect();
     unique.sort();
     unique.dedup();
+    let keys = unique.into_iter().map(|id| UserItem::key(id)).collect();
     let mut found = HashMap::new();
-    for chunk in unique.chunks(100) {
-        let mut keys = KeysAndAttributes::builder();
-        for id in chunk {
-            keys = keys.keys(UserItem::key(id));
-        }
-        let keys = keys
-            .build()
-            .map_err(|err| AppError::internal("building a batch read", err))?;
-        let mut request_items = HashMap::from([(table.name.clone(), keys)]);
-        for attempt in 0.. {
-            let output = table
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request_items))
-                .send()
-                .await
-                .map_err(store::dynamo)?;
-            for item in output.responses.unwrap_or_default().into_values().flatten() {
-                let user: UserItem = from_item(item)?;
-                found.insert(user.id.clone(), user);
-            }
-            match output.unprocessed_keys.filter(|keys| !keys.is_empty()) {
-                Some(unprocessed) if attempt < 3 => request_items = unprocessed,
-                Some(_) => {
-                    return Err(AppError::Unavailable {
-                        service: "dynamodb",
-                        source: Some("batch read left keys unprocessed".into()),
-                    });
-                }
-                None => break,
-            }
-        }
+    for item in store::batch_get(table, keys, false).await? {
+        let user: UserItem = from_item(item)?;
+        found.insert(user.id.clone(), user);
     }
     Ok(found)
 }

@@ -10,7 +10,7 @@ use shared::{
     email::OutgoingEmail,
     extract::{Json, ParseBody},
     http::ClientInfo,
-    jwt::{TokenType, unix_now},
+    jwt::TokenType,
     password,
     users::{self, SessionItem, USERS_INDEX_PK, UserItem, UserResponse, user_pk},
 };
@@ -322,15 +322,7 @@ pub async fn refresh(
         .authenticator
         .jwt
         .verify(&body.refresh_token, TokenType::Refresh)?;
-    let (user, session) =
-        users::get_user_and_session(&state.table, &claims.sub, &claims.sid).await?;
-    let revoked = || AppError::Unauthorized("Session has been revoked".into());
-    let user = user.ok_or_else(revoked)?;
-    ensure_active(&user)?;
-    let session = session.ok_or_else(revoked)?;
-    if !session.is_live(&user, unix_now() as i64) {
-        return Err(revoked());
-    }
+    let (user, session) = state.authenticator.live_session(&claims).await?;
     let presented = hash_secret(&body.refresh_token);
     if presented != session.refresh_hash {
         // A retired refresh token came back: someone holds a copy of it.

@@ -5,7 +5,7 @@
 //! consumed with a single `DeleteItem … ReturnValues=ALL_OLD`, so a token
 //! works exactly once even under concurrent use.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -71,19 +71,7 @@ impl TokenItem {
     }
 }
 
-fn put(
-    table: &Table,
-    item: shared::store::Item,
-    condition: Option<&str>,
-) -> Result<TransactWriteItem, AppError> {
-    let put = Put::builder()
-        .table_name(&table.name)
-        .set_item(Some(item))
-        .set_condition_expression(condition.map(str::to_owned))
-        .build()
-        .map_err(|err| AppError::internal("building a transaction", err))?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
+use store::transact_put as put;
 
 /// Creates the email claim, the user, their first session and their
 /// verification token atomically; a taken email is a 409.
