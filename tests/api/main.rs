@@ -3,8 +3,10 @@
 
 mod auth;
 mod edge;
+mod faults;
 mod gateway;
 mod health;
+mod hostile;
 mod notifications;
 mod openapi;
 mod posts;

@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use futures::{TryFutureExt, future::try_join_all};
 use shared::{
     AppError,
@@ -22,19 +20,7 @@ fn build_error(err: impl std::error::Error + Send + Sync + 'static) -> AppError 
     AppError::internal("building a request", err)
 }
 
-pub fn put(
-    table: &Table,
-    item: Item,
-    condition: Option<&str>,
-) -> Result<TransactWriteItem, AppError> {
-    let put = Put::builder()
-        .table_name(&table.name)
-        .set_item(Some(item))
-        .set_condition_expression(condition.map(str::to_owned))
-        .build()
-        .map_err(build_error)?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
+pub use store::transact_put as put;
 
 fn delete(
     table: &Table,
@@ -320,39 +306,17 @@ pub async fn list_by_tag(
     Ok((posts, next))
 }
 
-/// Reads posts by id in batches of 100.
+/// Reads posts by id, one round trip per 100.
 pub async fn get_posts(table: &Table, ids: &[String]) -> Result<Vec<PostItem>, AppError> {
-    let mut posts = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(100) {
-        let mut keys = KeysAndAttributes::builder();
-        for id in chunk {
-            keys = keys.keys(key(post_pk(id), POST_SK.into()));
-        }
-        let mut request = HashMap::from([(table.name.clone(), keys.build().map_err(build_error)?)]);
-        for attempt in 0.. {
-            let output = table
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(store::dynamo)?;
-            for item in output.responses.unwrap_or_default().into_values().flatten() {
-                posts.push(from_item(item)?);
-            }
-            match output.unprocessed_keys.filter(|k| !k.is_empty()) {
-                Some(rest) if attempt < 3 => request = rest,
-                Some(_) => {
-                    return Err(AppError::Unavailable {
-                        service: "dynamodb",
-                        source: Some("batch read left keys unprocessed".into()),
-                    });
-                }
-                None => break,
-            }
-        }
-    }
-    Ok(posts)
+    let keys = ids
+        .iter()
+        .map(|id| key(post_pk(id), POST_SK.into()))
+        .collect();
+    store::batch_get(table, keys, false)
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
 }
 
 /// Writes a comment, bumps the post's counter and stores what else the
@@ -410,28 +374,13 @@ pub async fn get_post_and_comment(
     post_id: &str,
     comment_id: &str,
 ) -> Result<(Option<PostItem>, Option<CommentItem>), AppError> {
-    let keys = KeysAndAttributes::builder()
-        .keys(key(post_pk(post_id), POST_SK.into()))
-        .keys(key(post_pk(post_id), comment_sk(comment_id)))
-        .consistent_read(true)
-        .build()
-        .map_err(build_error)?;
-    let output = table
-        .client
-        .batch_get_item()
-        .set_request_items(Some(HashMap::from([(table.name.clone(), keys)])))
-        .send()
-        .await
-        .map_err(store::dynamo)?;
-    if output.unprocessed_keys.is_some_and(|k| !k.is_empty()) {
-        return Err(AppError::Unavailable {
-            service: "dynamodb",
-            source: Some("batch read left keys unprocessed".into()),
-        });
-    }
+    let keys = vec![
+        key(post_pk(post_id), POST_SK.into()),
+        key(post_pk(post_id), comment_sk(comment_id)),
+    ];
     let mut post = None;
     let mut comment = None;
-    for item in output.responses.unwrap_or_default().into_values().flatten() {
+    for item in store::batch_get(table, keys, true).await? {
         match item
             .get("sk")
             .and_then(|v| v.as_s().ok())
