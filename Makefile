@@ -1,5 +1,6 @@
 # The two commands a user needs: `make dev` and `make test`.
-# Everything they need (the moto emulator, cfn-lint) is installed into .venv
+# Everything they need (the moto emulator, cfn-lint, schemathesis; and for
+# build and deploy cargo-lambda, zig and the SAM CLI) is installed into .venv
 # from PyPI at pinned versions; nothing is installed by hand.
 
 SHELL := /bin/bash
@@ -8,14 +9,20 @@ SHELL := /bin/bash
 VENV   := .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell cksum infra/python/requirements.txt | cut -d' ' -f1)
+BUILD_STAMP  := $(VENV)/.build-$(shell cksum infra/python/requirements-build.txt | cut -d' ' -f1)
+DEPLOY_STAMP := $(VENV)/.deploy-$(shell cksum infra/python/requirements.txt infra/python/requirements-deploy.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint unit smoke admin
+.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint unit smoke admin build deploy validate bench
 
 help:
 	@echo "make dev    - start the emulator, provision, serve REST on :3000"
 	@echo "make test   - fmt, clippy, cfn-lint, unit, integration and end-to-end tests"
 	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint"
 	@echo "make admin EMAIL=you@example.com - promote a registered user to admin"
+	@echo "make build  - release arm64 bootstraps for every function into target/lambda/<function>/"
+	@echo "make deploy ENV=dev|staging|prod - make build, then sam deploy --config-env ENV"
+	@echo "make validate - sam validate --lint (offline, no AWS account)"
+	@echo "make bench  - cold start, warm latency, memory and cost of every function (no AWS account)"
 
 $(STAMP): infra/python/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +31,16 @@ $(STAMP): infra/python/requirements.txt
 	@touch $@
 
 venv: $(STAMP)
+
+$(BUILD_STAMP): $(STAMP) infra/python/requirements-build.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/python/requirements-build.txt
+	@rm -f $(VENV)/.build-*
+	@touch $@
+
+$(DEPLOY_STAMP): $(STAMP) infra/python/requirements-deploy.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/python/requirements.txt -r infra/python/requirements-deploy.txt
+	@rm -f $(VENV)/.deploy-*
+	@touch $@
 
 dev: venv
 	@bash infra/scripts/dev.sh
@@ -61,3 +78,58 @@ smoke: venv
 	@bash infra/scripts/smoke.sh
 
 test: lint unit smoke
+
+# Release build of every Lambda function (functions/*), arm64, for the
+# provided.al2023 runtime: one cargo invocation, so shared dependencies
+# compile once. It has its own target dir so that it never holds the build
+# lock of target/ that `make test` needs; the bootstraps go where
+# template.yaml's CodeUri points (target/lambda/<function>/bootstrap).
+# cargo-lambda finds zig as `python3 -m ziglang`, hence .venv/bin first.
+FUNCTIONS        := $(notdir $(wildcard functions/*))
+LAMBDA_TARGET    ?= aarch64-unknown-linux-gnu
+LAMBDA_BUILD_DIR ?= target/lambda-build
+NICE             ?= nice -n 19
+build: $(BUILD_STAMP)
+	rustup target add $(LAMBDA_TARGET)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(LAMBDA_BUILD_DIR)" \
+	  $(NICE) cargo lambda build --release --arm64 --locked \
+	  --lambda-dir target/lambda $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
+
+# SAM CLI from .venv; no usage telemetry (and no network call for it).
+SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
+
+# `sam validate --lint` runs cfn-lint on the transformed template locally:
+# it needs no AWS account, credentials or region.
+validate: $(DEPLOY_STAMP)
+	$(SAM) validate --lint
+
+# Deploys the bootstraps of `make build` with the config env of
+# samconfig.toml (stack, region, parameters). staging and prod ask to confirm
+# the change set; CONFIRM_CHANGESET=0 skips that prompt (the deploy workflow
+# does, after its GitHub environment's approval).
+DEPLOY_ENVS := dev staging prod
+ENV ?=
+CONFIRM_CHANGESET ?=
+deploy:
+	@case " $(DEPLOY_ENVS) " in *" $(ENV) "*) [ -n "$(ENV)" ] ;; *) false ;; esac || { \
+	  echo "make deploy: ENV must be one of: $(DEPLOY_ENVS) (got '$(ENV)'), e.g. make deploy ENV=dev" >&2; exit 2; }
+	$(MAKE) build $(DEPLOY_STAMP)
+	$(SAM) deploy --config-env $(ENV) $(if $(filter 0,$(CONFIRM_CHANGESET)),--no-confirm-changeset)
+
+# Cold-start and cost benchmark, no AWS account: every function bootstrap
+# built for this machine with the release profile (one cargo invocation, as
+# `make build`; arm64 binaries cannot run here), plus a hello-world
+# lambda_runtime floor (its own cargo invocation, so that it keeps its own
+# minimal features), each run as a process against a mock of the Lambda
+# Runtime API with moto behind it (infra/src/bench). The arm64 zip sizes come
+# from `make build`. Prints the tables of docs/PERFORMANCE.md and writes them
+# to $(BENCH_BUILD_DIR)/bench.md. Not part of `make test`.
+BENCH_BUILD_DIR ?= target/bench-build
+BENCH_ARGS      ?=
+bench: venv build
+	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" $(NICE) cargo build --release --locked $(addprefix --bin ,$(FUNCTIONS))
+	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" $(NICE) cargo build --release --locked -p bench-hello
+	cargo build --quiet --locked -p infra --bins
+	bash infra/scripts/bench.sh $(BENCH_BUILD_DIR)/release --arm64 target/lambda \
+	  --out $(BENCH_BUILD_DIR)/bench.md $(BENCH_ARGS)

@@ -9,7 +9,8 @@ export S3_FORCE_PATH_STYLE="${S3_FORCE_PATH_STYLE:-true}"
 export API_PORT="${API_PORT:-3000}"
 export WS_PORT="${WS_PORT:-3001}"
 export LOG_LEVEL="${LOG_LEVEL:-info}"
-# A development-only secret; deployed stacks read theirs from SSM.
+# A development-only secret; deployed stacks get theirs from Secrets Manager
+# (template.yaml resolves the secret named by its JwtSecretName parameter).
 export JWT_SECRET="${JWT_SECRET:-local-development-secret-not-for-production-use}"
 export EMAIL_FROM="${EMAIL_FROM:-no-reply@social.local}"
 export APP_URL="${APP_URL:-http://127.0.0.1:$API_PORT}"

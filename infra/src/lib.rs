@@ -5,6 +5,7 @@
 //! Not for production: on AWS, CloudFormation and API Gateway do this.
 
 pub mod admin;
+pub mod bench;
 mod event;
 pub mod functions;
 pub mod provision;

@@ -385,7 +385,7 @@ fn is_text(headers: &http::request::Parts) -> bool {
 }
 
 /// The REST proxy event API Gateway sends for this request.
-fn proxy_event(
+pub fn proxy_event(
     stage: &str,
     route: &ApiRoute,
     parts: &http::request::Parts,

@@ -83,19 +83,15 @@ pub fn record_json(record: &Record, stream_arn: &str, region: &str) -> Value {
     })
 }
 
-/// Starts polling `table`'s stream from now on. Returns once the poller is
-/// positioned, so nothing written after this call is missed.
-pub async fn start(
+/// The stream of `table` and an iterator on each of its shards, positioned
+/// at `position`.
+pub async fn shard_iterators(
     sdk: &SdkConfig,
     table: &str,
-    worker: Arc<stream::StreamState>,
-) -> Result<tokio::task::JoinHandle<()>, PollerError> {
+    position: ShardIteratorType,
+) -> Result<(String, Vec<String>), PollerError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
     let described = dynamodb
         .describe_table()
         .table_name(table)
@@ -126,7 +122,7 @@ pub async fn start(
             .get_shard_iterator()
             .stream_arn(&stream_arn)
             .shard_id(shard_id)
-            .shard_iterator_type(ShardIteratorType::Latest)
+            .shard_iterator_type(position.clone())
             .send()
             .await
             .map_err(|e| error("positioning on a shard", e))?;
@@ -134,6 +130,22 @@ pub async fn start(
             iterators.push(iterator);
         }
     }
+    Ok((stream_arn, iterators))
+}
+
+/// Starts polling `table`'s stream from now on. Returns once the poller is
+/// positioned, so nothing written after this call is missed.
+pub async fn start(
+    sdk: &SdkConfig,
+    table: &str,
+    worker: Arc<stream::StreamState>,
+) -> Result<tokio::task::JoinHandle<()>, PollerError> {
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let (stream_arn, iterators) = shard_iterators(sdk, table, ShardIteratorType::Latest).await?;
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     Ok(tokio::spawn(poll(
         streams, stream_arn, region, iterators, worker,
     )))

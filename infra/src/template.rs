@@ -89,6 +89,12 @@ pub struct Template {
     pub function_timeout_secs: u64,
     /// Per-function timeouts where a function overrides the global one.
     pub timeouts: Vec<(String, u64)>,
+    /// Default function memory (`Globals.Function.MemorySize`), MB.
+    pub function_memory_mb: u64,
+    /// Per-function memory where a function overrides the global one.
+    pub memory: Vec<(String, u64)>,
+    /// Each function's `CodeUri` (`target/lambda/<crate>/`).
+    pub code_uris: Vec<(String, String)>,
     /// Route keys of the WebSocket API (`$connect`, `chat.send`, …).
     pub ws_routes: Vec<String>,
 }
@@ -150,11 +156,16 @@ impl Template {
             .ok_or_else(|| TemplateError::Shape("the root is not a mapping".into()))?;
         let resources = map_of(root, "Resources")
             .ok_or_else(|| TemplateError::Shape("no Resources section".into()))?;
-        let function_timeout_secs = map_of(root, "Globals")
-            .and_then(|g| map_of(g, "Function"))
+        let globals = map_of(root, "Globals").and_then(|g| map_of(g, "Function"));
+        let function_timeout_secs = globals
             .and_then(|f| get(f, "Timeout"))
             .and_then(Value::as_u64)
             .unwrap_or(3);
+        // Lambda's defaults when the template says nothing.
+        let function_memory_mb = globals
+            .and_then(|f| get(f, "MemorySize"))
+            .and_then(Value::as_u64)
+            .unwrap_or(128);
 
         let mut template = Template {
             routes: Vec::new(),
@@ -162,6 +173,9 @@ impl Template {
             buckets: Vec::new(),
             function_timeout_secs,
             timeouts: Vec::new(),
+            function_memory_mb,
+            memory: Vec::new(),
+            code_uris: Vec::new(),
             ws_routes: Vec::new(),
         };
         for (id, resource) in resources {
@@ -200,6 +214,12 @@ impl Template {
         if let Some(timeout) = get(properties, "Timeout").and_then(Value::as_u64) {
             self.timeouts.push((id.to_owned(), timeout));
         }
+        if let Some(memory) = get(properties, "MemorySize").and_then(Value::as_u64) {
+            self.memory.push((id.to_owned(), memory));
+        }
+        if let Some(code_uri) = str_of(properties, "CodeUri") {
+            self.code_uris.push((id.to_owned(), code_uri.to_owned()));
+        }
         let Some(events) = map_of(properties, "Events") else {
             return;
         };
@@ -227,6 +247,23 @@ impl Template {
             .find(|(id, _)| id == function)
             .map(|(_, t)| *t)
             .unwrap_or(self.function_timeout_secs)
+    }
+
+    /// The memory of `function`, MB.
+    pub fn memory_of(&self, function: &str) -> u64 {
+        self.memory
+            .iter()
+            .find(|(id, _)| id == function)
+            .map(|(_, m)| *m)
+            .unwrap_or(self.function_memory_mb)
+    }
+
+    /// The function whose `CodeUri` is the cargo-lambda output of `krate`.
+    pub fn function_built_from(&self, krate: &str) -> Option<&str> {
+        self.code_uris
+            .iter()
+            .find(|(_, uri)| uri.trim_end_matches('/') == format!("target/lambda/{krate}"))
+            .map(|(id, _)| id.as_str())
     }
 
     /// The one table of the single-table design.
@@ -388,6 +425,29 @@ mod tests {
                 .contains(&"PUT".to_owned())
         );
         assert_eq!(bucket.cors_rules[0].allowed_origins, vec!["*".to_owned()]);
+    }
+
+    #[test]
+    fn every_function_crate_is_deployed_from_its_cargo_lambda_output() {
+        let template = repo_template();
+        let crates = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(crates.len(), template.code_uris.len());
+        for krate in &crates {
+            assert!(
+                template.function_built_from(krate).is_some(),
+                "functions/{krate} has no function with CodeUri target/lambda/{krate}/"
+            );
+        }
+        assert_eq!(template.memory_of("HealthFunction"), 128);
+        assert_eq!(template.memory_of("AuthFunction"), 1024);
+        assert_eq!(
+            template.memory_of("PostsFunction"),
+            256,
+            "the global default"
+        );
     }
 
     #[test]

@@ -109,33 +109,6 @@ impl WsGateway {
             .unwrap_or_else(|| "$default".to_owned())
     }
 
-    fn context(
-        &self,
-        connection_id: &str,
-        route_key: &str,
-        event_type: &str,
-        connected_at_ms: i64,
-        source_ip: &str,
-        user_agent: Option<&str>,
-    ) -> Value {
-        let now = Utc::now();
-        json!({
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": uuid::Uuid::new_v4().to_string(),
-            "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "messageDirection": "IN",
-            "stage": self.stage,
-            "connectedAt": connected_at_ms,
-            "requestTimeEpoch": now.timestamp_millis(),
-            "identity": {"sourceIp": source_ip, "userAgent": user_agent},
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "domainName": "127.0.0.1",
-            "connectionId": connection_id,
-            "apiId": "local",
-        })
-    }
-
     async fn invoke(&self, event: Value) -> ApiGatewayProxyResponse {
         match serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event) {
             Ok(request) => websocket::handle(&self.function, request).await,
@@ -157,6 +130,34 @@ impl WsGateway {
             None => false,
         })
     }
+}
+
+/// The `requestContext` of a WebSocket event, as API Gateway builds it.
+pub fn request_context(
+    stage: &str,
+    connection_id: &str,
+    route_key: &str,
+    event_type: &str,
+    connected_at_ms: i64,
+    source_ip: &str,
+    user_agent: Option<&str>,
+) -> Value {
+    let now = Utc::now();
+    json!({
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": uuid::Uuid::new_v4().to_string(),
+        "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "messageDirection": "IN",
+        "stage": stage,
+        "connectedAt": connected_at_ms,
+        "requestTimeEpoch": now.timestamp_millis(),
+        "identity": {"sourceIp": source_ip, "userAgent": user_agent},
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "domainName": "127.0.0.1",
+        "connectionId": connection_id,
+        "apiId": "local",
+    })
 }
 
 /// API Gateway's connection ids: 10 random bytes, base64.
@@ -202,7 +203,7 @@ async fn handshake(
         "multiValueHeaders": multi_headers,
         "queryStringParameters": single_query,
         "multiValueQueryStringParameters": multi_query,
-        "requestContext": gateway.context(&connection_id, "$connect", "CONNECT", connected_at_ms, &source_ip, user_agent.as_deref()),
+        "requestContext": request_context(&gateway.stage, &connection_id, "$connect", "CONNECT", connected_at_ms, &source_ip, user_agent.as_deref()),
         "isBase64Encoded": false,
     });
     let answer = gateway.invoke(event).await;
@@ -279,7 +280,8 @@ async fn session(
         } else {
             gateway.route_key(&body)
         };
-        let mut context = gateway.context(
+        let mut context = request_context(
+            &gateway.stage,
             &connection_id,
             &route_key,
             "MESSAGE",
@@ -298,7 +300,8 @@ async fn session(
     match clean_close {
         Some(close) => {
             let (code, reason) = close.unwrap_or((1005, String::new()));
-            let mut context = gateway.context(
+            let mut context = request_context(
+                &gateway.stage,
                 &connection_id,
                 "$disconnect",
                 "DISCONNECT",

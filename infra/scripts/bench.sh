@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make bench` after the builds: starts moto on a free port, provisions it
+# from template.yaml, runs the benchmark (infra/src/bin/bench.rs) over the
+# release bootstraps in $1, and stops moto. Extra arguments go to the
+# benchmark (--warm N, --cold N, --out FILE, --arm64 DIR).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+source infra/scripts/env.sh
+free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOTO_PORT="$(free_port)"
+# Each measured route runs a thousand times from one user.
+export RATE_LIMIT_DEFAULT=1000000/60
+# As on Lambda, where the function's logs go to CloudWatch: info level.
+export LOG_LEVEL="${BENCH_LOG_LEVEL:-info}"
+export TABLE_NAME="bench-$MOTO_PORT" BUCKET_NAME="bench-$MOTO_PORT-uploads"
+
+bins="$1"; shift
+work="$(mktemp -d)"
+exec 3> >(exec .venv/bin/python infra/python/moto_launcher.py "$MOTO_PORT" > "$work/moto.out" 2> "$work/moto.log")
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  grep -q READY "$work/moto.out" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q READY "$work/moto.out" || { cat "$work/moto.log" >&2; echo "bench: moto did not start" >&2; exit 1; }
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+
+./target/debug/provision > /dev/null
+rm -rf "$bins/bench-logs"
+./target/debug/bench "$bins" "$@"
