@@ -9,8 +9,9 @@ cd "$(dirname "$0")/../.."
 source infra/scripts/env.sh
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOTO_PORT="$(free_port)"
-# Each measured route runs a thousand times from one user.
-export RATE_LIMIT_DEFAULT=1000000/60
+# Each measured route runs a thousand times from one user (and, for the
+# WebSocket function, one connection) as fast as it answers.
+export RATE_LIMIT_DEFAULT=1000000/60 RATE_LIMIT_WS_FRAMES=1000000/1
 # As on Lambda, where the function's logs go to CloudWatch: info level.
 export LOG_LEVEL="${BENCH_LOG_LEVEL:-info}"
 export TABLE_NAME="bench-$MOTO_PORT" BUCKET_NAME="bench-$MOTO_PORT-uploads"

@@ -5,10 +5,19 @@
 //! What we add are timeouts short enough that an unreachable service becomes
 //! a 503 well inside the function's own timeout, and path-style S3 addressing
 //! when the emulator needs it. Loading the config does no network I/O.
+//!
+//! Every SDK client gets the same HTTPS client: rustls on ring (aws-lc, the
+//! SDK's default, is a large C library for crypto we use in one TLS suite).
+//! Against AWS it trusts only the roots AWS's endpoints chain to, compiled
+//! in: the default client reads and parses every certificate under
+//! /etc/ssl/certs as each SDK client is built, which was most of a
+//! function's cold start in `make bench` (docs/PERFORMANCE.md).
 
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::StorageConfig;
 
@@ -20,9 +29,49 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// Amazon Trust Services' roots, and the Starfield root that cross-signs
+/// them: every AWS service endpoint's certificate chains to one of these.
+const AWS_ROOTS: [&str; 5] = [
+    include_str!("../certs/Amazon_Root_CA_1.pem"),
+    include_str!("../certs/Amazon_Root_CA_2.pem"),
+    include_str!("../certs/Amazon_Root_CA_3.pem"),
+    include_str!("../certs/Amazon_Root_CA_4.pem"),
+    include_str!("../certs/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+];
+
+/// An HTTPS client (rustls on ring) that trusts `trust`.
+fn https_client(trust: TrustStore) -> SharedHttpClient {
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store of PEM certificates");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https()
+}
+
+/// The client for AWS itself: [`AWS_ROOTS`] alone.
+fn aws_https_client() -> SharedHttpClient {
+    https_client(AWS_ROOTS.iter().fold(TrustStore::empty(), |store, pem| {
+        store.with_pem_certificate(*pem)
+    }))
+}
+
+/// The client for an endpoint override (an emulator, LocalStack, a proxy),
+/// which may present a certificate from any authority: the system's roots.
+fn endpoint_https_client() -> SharedHttpClient {
+    https_client(TrustStore::default())
+}
+
 /// The shared SDK configuration from the environment.
 pub async fn load_sdk_config() -> SdkConfig {
+    let http_client = match std::env::var_os("AWS_ENDPOINT_URL") {
+        Some(_) => endpoint_https_client(),
+        None => aws_https_client(),
+    };
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
         .timeout_config(timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
@@ -35,6 +84,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 pub async fn sdk_config_for_endpoint(endpoint_url: &str, region: &str) -> SdkConfig {
     let credentials = aws_credential_types::Credentials::new("test", "test", None, None, "static");
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(endpoint_https_client())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint_url)
         .credentials_provider(credentials)
@@ -60,5 +110,25 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_compiled_in_root_is_a_certificate_the_tls_stack_accepts() {
+        for pem in AWS_ROOTS {
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        }
+        // Building a client builds its connector, which parses each root and
+        // panics on one it cannot use.
+        let sdk = SdkConfig::builder()
+            .http_client(aws_https_client())
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let _client = aws_sdk_dynamodb::Client::new(&sdk);
     }
 }

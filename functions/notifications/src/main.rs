@@ -8,7 +8,7 @@ use shared::{
     telemetry,
 };
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;

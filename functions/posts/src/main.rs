@@ -9,7 +9,7 @@ use shared::{
     uploads::Presigner,
 };
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;

@@ -13,7 +13,7 @@ use shared::{
     telemetry,
 };
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;

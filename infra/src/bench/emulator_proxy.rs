@@ -30,6 +30,8 @@ struct Busy {
     total: Duration,
     /// Calls by operation (`DynamoDB.GetItem`, `S3.HEAD`, `@connections.POST`).
     calls: BTreeMap<String, u64>,
+    /// The body of the last `@connections` POST: what a client was sent.
+    last_push: Bytes,
 }
 
 /// Time the emulator was busy, and which calls it served.
@@ -53,6 +55,11 @@ impl EmulatorClock {
     /// Calls so far, by operation.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.lock().calls.clone()
+    }
+
+    /// What the last push through `@connections` carried.
+    pub fn last_push(&self) -> Bytes {
+        self.lock().last_push.clone()
     }
 
     fn enter(&self, operation: String) -> InFlight {
@@ -135,6 +142,9 @@ async fn forward(
 ) -> Response {
     let _in_flight = proxy.clock.enter(operation(&method, &uri, &headers));
     if uri.path().contains("/@connections/") {
+        if method == Method::POST {
+            proxy.clock.lock().last_push = body;
+        }
         return connections_answer(&method);
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

@@ -225,7 +225,13 @@ impl Bench {
             )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("AWS_ENDPOINT_URL", &proxy)
+            // Per-service endpoints rather than AWS_ENDPOINT_URL, with which
+            // the functions keep the system's roots for an emulator's TLS:
+            // this way they build the HTTPS client they build on AWS.
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &proxy)
+            .env("AWS_ENDPOINT_URL_S3", &proxy)
+            .env("AWS_ENDPOINT_URL_SESV2", &proxy)
             .env("WS_MANAGEMENT_ENDPOINT", format!("{proxy}/{STAGE}"))
             .stdin(Stdio::null())
             .stdout(log)
@@ -379,14 +385,39 @@ impl Bench {
         latest.ok_or_else(|| BenchError::Setup("no notification record in the stream".into()))
     }
 
+    /// Invokes, and for a function that answers through `@connections`,
+    /// checks that what it pushed holds `pushed`.
+    async fn call_checked(
+        &self,
+        process: &Process,
+        event: &Value,
+        pushed: Option<&str>,
+    ) -> Result<Outcome, BenchError> {
+        let outcome = process.call(event).await?.1;
+        if let Some(expected) = pushed {
+            let push = self.clock.last_push();
+            if !String::from_utf8_lossy(&push).contains(expected) {
+                return Err(process.failed(
+                    &format!("pushed no {expected}"),
+                    String::from_utf8_lossy(&push).into_owned(),
+                ));
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Cold starts, first invocations and warm invocations of `function`
-    /// with `event`.
+    /// with `invocation`.
     pub async fn measure(
         &self,
         function: &str,
-        route: &str,
-        event: &Value,
+        invocation: &Invocation,
     ) -> Result<Measured, BenchError> {
+        let (route, event, pushed) = (
+            invocation.route.as_str(),
+            &invocation.event,
+            invocation.pushes,
+        );
         let mut measured = Measured {
             function: function.to_owned(),
             route: route.to_owned(),
@@ -400,13 +431,13 @@ impl Bench {
         for cold_start in 0..self.config.cold_starts.max(1) {
             let process = self.spawn(function).await?;
             measured.init.push(process.init);
-            let first = process.call(event).await?.1;
+            let first = self.call_checked(&process, event, pushed).await?;
             measured.first.push((first.elapsed, first.emulator));
             if cold_start == 0 {
                 let calls_before = self.clock.calls();
                 let cpu_before = process.cpu_time();
                 for _ in 0..self.config.warm_invocations {
-                    let outcome = process.call(event).await?.1;
+                    let outcome = self.call_checked(&process, event, pushed).await?;
                     measured.warm.push((outcome.elapsed, outcome.emulator));
                 }
                 measured.calls_per_invocation = per_invocation(
@@ -446,6 +477,32 @@ fn text(value: &Value, what: &str) -> Result<String, BenchError> {
         .ok_or_else(|| BenchError::Setup(format!("no {what} in the answer")))
 }
 
+/// One function's representative invocation.
+pub struct Invocation {
+    pub function: &'static str,
+    pub route: String,
+    pub event: Value,
+    /// For a function that answers through `@connections`: what every push
+    /// must contain (so a rate-limited or failed frame is not measured).
+    pub pushes: Option<&'static str>,
+}
+
+impl Invocation {
+    fn new(function: &'static str, route: &str, event: Value) -> Self {
+        Self {
+            function,
+            route: route.to_owned(),
+            event,
+            pushes: None,
+        }
+    }
+
+    fn pushing(mut self, expected: &'static str) -> Self {
+        self.pushes = Some(expected);
+        self
+    }
+}
+
 /// What the representative routes read.
 pub struct Fixture {
     pub alice: String,
@@ -456,61 +513,63 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Each function's representative invocation: (function, route, event).
-    /// REST functions get an authenticated GET, the hot path of a social
-    /// app; the WebSocket function a `ping` frame; the stream worker the
-    /// notification record of a comment, which it pushes to a socket.
-    pub fn invocations(&self) -> Vec<(&'static str, String, Value)> {
+    /// Each function's representative invocation. REST functions get an
+    /// authenticated GET, the hot path of a social app; the WebSocket
+    /// function a `ping` frame; the stream worker the notification record
+    /// of a comment, which it pushes to a socket.
+    pub fn invocations(&self) -> Vec<Invocation> {
         let get =
             |resource: &str, path: &str| rest_event("GET", resource, path, Some(&self.alice), None);
         vec![
-            ("hello", "(payload echo)".into(), json!({"hello": "world"})),
-            ("health", "GET /health".into(), get("/health", "/health")),
-            (
+            Invocation::new("hello", "(payload echo)", json!({"hello": "world"})),
+            Invocation::new("health", "GET /health", get("/health", "/health")),
+            Invocation::new(
                 "auth",
-                "GET /api/v1/auth/profile".into(),
+                "GET /api/v1/auth/profile",
                 get("/api/v1/auth/profile", "/api/v1/auth/profile"),
             ),
-            (
+            Invocation::new(
                 "users",
-                "GET /api/v1/users/me".into(),
+                "GET /api/v1/users/me",
                 get("/api/v1/users/me", "/api/v1/users/me"),
             ),
-            (
+            Invocation::new(
                 "posts",
-                "GET /api/v1/posts/{id}".into(),
+                "GET /api/v1/posts/{id}",
                 get(
                     "/api/v1/posts/{id}",
                     &format!("/api/v1/posts/{}", self.post_id),
                 ),
             ),
-            (
+            Invocation::new(
                 "notifications",
-                "GET /api/v1/notifications".into(),
+                "GET /api/v1/notifications",
                 get("/api/v1/notifications", "/api/v1/notifications"),
             ),
-            (
+            Invocation::new(
                 "uploads",
-                "GET /api/v1/uploads/{id}".into(),
+                "GET /api/v1/uploads/{id}",
                 get(
                     "/api/v1/uploads/{id}",
                     &format!("/api/v1/uploads/{}", self.upload_id),
                 ),
             ),
-            (
+            Invocation::new(
                 "websocket",
-                "frame {action: ping}".into(),
+                "frame {action: ping}",
                 json!({
                     "requestContext": ws_context(&self.connection_id, "ping", "MESSAGE"),
                     "body": r#"{"action":"ping"}"#,
                     "isBase64Encoded": false,
                 }),
-            ),
-            (
+            )
+            .pushing(r#""type":"pong""#),
+            Invocation::new(
                 "stream",
-                "comment notification record".into(),
+                "comment notification record",
                 json!({"Records": [self.notification_record]}),
-            ),
+            )
+            .pushing(r#""type":"notification""#),
         ]
     }
 }

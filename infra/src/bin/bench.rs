@@ -117,15 +117,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fixture = bench.fixture().await?;
 
     let mut rows = Vec::new();
-    for (function, route, event) in fixture.invocations() {
+    for invocation in fixture.invocations() {
+        let function = invocation.function;
         if function != "hello"
             && let Some(only) = &args.only
             && !only.iter().any(|f| f == function)
         {
             continue;
         }
-        eprintln!("bench: {function} ({route})");
-        let measured = bench.measure(function, &route, &event).await?;
+        eprintln!("bench: {function} ({})", invocation.route);
+        let measured = bench.measure(function, &invocation).await?;
         let logical_id = template.function_built_from(function);
         let front = match logical_id {
             Some(id) if template.routes.iter().any(|r| r.function == id) => Front::Rest,

@@ -6,7 +6,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         Ok::<_, Error>(json!({"statusCode": 200, "body": "hello", "echo": event.payload}))
