@@ -86,18 +86,12 @@ test: lint unit smoke
 # template.yaml's CodeUri points (target/lambda/<function>/bootstrap).
 # cargo-lambda finds zig as `python3 -m ziglang`, hence .venv/bin first.
 FUNCTIONS        := $(notdir $(wildcard functions/*))
-# Position-dependent executables: a PIE's loader must first apply about a
-# megabyte of relocations (the SDK's tables and vtables), which was a third
-# of a function's init in `make bench`. The code stays position-independent
-# (`-C relocation-model=static` cannot build crc-fast's cdylib); only the
-# final link resolves every address. The shared libraries keep ASLR.
-LAMBDA_RUSTFLAGS ?= -C link-arg=-no-pie
 LAMBDA_TARGET    ?= aarch64-unknown-linux-gnu
 LAMBDA_BUILD_DIR ?= target/lambda-build
 NICE             ?= nice -n 19
 build: $(BUILD_STAMP)
 	rustup target add $(LAMBDA_TARGET)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(LAMBDA_BUILD_DIR)" RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(LAMBDA_BUILD_DIR)" \
 	  $(NICE) cargo lambda build --release --arm64 --locked \
 	  --lambda-dir target/lambda $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
@@ -132,14 +126,14 @@ deploy:
 # from `make build`. Prints the tables of docs/PERFORMANCE.md and writes them
 # to $(BENCH_BUILD_DIR)/bench.md. Not part of `make test`.
 BENCH_BUILD_DIR ?= target/bench-build
-# Explicit, so that LAMBDA_RUSTFLAGS reach the functions and not the build
-# scripts and proc macros, which must stay position-independent.
+# Explicit, so that a RUSTFLAGS experiment reaches the functions and not the
+# build scripts and proc macros.
 BENCH_TARGET    ?= $(shell rustc -vV | sed -n 's/^host: //p')
 BENCH_ARGS      ?=
 bench: venv build
-	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" $(NICE) cargo build --release --locked \
+	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" $(NICE) cargo build --release --locked \
 	  --target $(BENCH_TARGET) $(addprefix --bin ,$(FUNCTIONS))
-	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" $(NICE) cargo build --release --locked \
+	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" $(NICE) cargo build --release --locked \
 	  --target $(BENCH_TARGET) -p bench-hello
 	cargo build --quiet --locked -p infra --bins
 	bash infra/scripts/bench.sh $(BENCH_BUILD_DIR)/$(BENCH_TARGET)/release --arm64 target/lambda \

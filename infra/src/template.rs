@@ -451,6 +451,38 @@ mod tests {
     }
 
     #[test]
+    fn every_gateway_response_carries_cors_headers() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+                .unwrap();
+        let root: Value = serde_norway::from_str(&text).unwrap();
+        let responses = root["Resources"]["RestApi"]["Properties"]["GatewayResponses"]
+            .as_mapping()
+            .expect("the REST API has gateway responses");
+        assert!(responses.len() >= 6);
+        for (kind, response) in responses {
+            let headers = response["ResponseParameters"]["Headers"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{kind:?} sets no headers"));
+            for header in [
+                "Access-Control-Allow-Origin",
+                "Access-Control-Expose-Headers",
+                "X-Request-ID",
+            ] {
+                assert!(
+                    headers.contains_key(Value::String(header.into())),
+                    "{kind:?} lacks {header}"
+                );
+            }
+            assert_eq!(
+                headers[&Value::String("Access-Control-Expose-Headers".into())].as_str(),
+                Some(format!("'{}'", shared::cors::EXPOSED_HEADERS).as_str()),
+                "{kind:?} exposes other headers than the functions"
+            );
+        }
+    }
+
+    #[test]
     fn gateway_responses_report_the_api_version() {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
