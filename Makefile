@@ -86,7 +86,8 @@ test: lint unit smoke
 # template.yaml's CodeUri points (target/lambda/<function>/bootstrap).
 # cargo-lambda finds zig as `python3 -m ziglang`, hence .venv/bin first.
 FUNCTIONS        := $(notdir $(wildcard functions/*))
-LAMBDA_TARGET    ?= aarch64-unknown-linux-gnu
+# What `--arm64` builds for (template.yaml's Architectures), named for rustup.
+LAMBDA_TARGET    := aarch64-unknown-linux-gnu
 LAMBDA_BUILD_DIR ?= target/lambda-build
 NICE             ?= nice -n 19
 build: $(BUILD_STAMP)
@@ -96,7 +97,8 @@ build: $(BUILD_STAMP)
 	  --lambda-dir target/lambda $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
 
-# SAM CLI from .venv; no usage telemetry (and no network call for it).
+# SAM CLI from .venv; no usage telemetry (and no network call for it). A
+# deploy never follows an AWS_ENDPOINT_URL left over from local work.
 SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 
 # `sam validate --lint` runs cfn-lint on the transformed template locally:
@@ -112,10 +114,10 @@ DEPLOY_ENVS := dev staging prod
 ENV ?=
 CONFIRM_CHANGESET ?=
 deploy:
-	@case " $(DEPLOY_ENVS) " in *" $(ENV) "*) [ -n "$(ENV)" ] ;; *) false ;; esac || { \
+	@[ "$(words $(ENV))" = 1 ] && [ -n "$(filter $(ENV),$(DEPLOY_ENVS))" ] || { \
 	  echo "make deploy: ENV must be one of: $(DEPLOY_ENVS) (got '$(ENV)'), e.g. make deploy ENV=dev" >&2; exit 2; }
 	$(MAKE) build $(DEPLOY_STAMP)
-	$(SAM) deploy --config-env $(ENV) $(if $(filter 0,$(CONFIRM_CHANGESET)),--no-confirm-changeset)
+	env -u AWS_ENDPOINT_URL $(SAM) deploy --config-env $(ENV) $(if $(filter 0,$(CONFIRM_CHANGESET)),--no-confirm-changeset)
 
 # Cold-start and cost benchmark, no AWS account: every function bootstrap
 # built for this machine with the release profile (one cargo invocation, as

@@ -2,7 +2,7 @@
 # `make bench` after the builds: starts moto on a free port, provisions it
 # from template.yaml, runs the benchmark (infra/src/bin/bench.rs) over the
 # release bootstraps in $1, and stops moto. Extra arguments go to the
-# benchmark (--warm N, --cold N, --out FILE, --arm64 DIR).
+# benchmark (--warm N, --cold N, --out FILE, --arm64 DIR, --only f,g).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,6 +18,9 @@ export TABLE_NAME="bench-$MOTO_PORT" BUCKET_NAME="bench-$MOTO_PORT-uploads"
 
 bins="$1"; shift
 work="$(mktemp -d)"
+# The launcher exits when its stdin closes: fd 3 keeps it open while this
+# script lives, and is closed for the benchmark and the bootstraps below so
+# that a leaked process cannot keep the emulator alive.
 exec 3> >(exec .venv/bin/python infra/python/moto_launcher.py "$MOTO_PORT" > "$work/moto.out" 2> "$work/moto.log")
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -30,4 +33,4 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 
 ./target/debug/provision > /dev/null
 rm -rf "$bins/bench-logs"
-./target/debug/bench "$bins" "$@"
+./target/debug/bench "$bins" "$@" 3>&-

@@ -8,10 +8,13 @@
 //!
 //! Every SDK client gets the same HTTPS client: rustls on ring (aws-lc, the
 //! SDK's default, is a large C library for crypto we use in one TLS suite).
-//! Against AWS it trusts only the roots AWS's endpoints chain to, compiled
-//! in: the default client reads and parses every certificate under
-//! /etc/ssl/certs as each SDK client is built, which was most of a
-//! function's cold start in `make bench` (docs/PERFORMANCE.md).
+//! Inside Lambda, talking to AWS itself, it trusts only the roots AWS's
+//! endpoints chain to, compiled in: the default client reads the system's
+//! roots once per process and parses all of them again for each SDK client
+//! it builds, which was most of a function's cold start in `make bench`
+//! (docs/PERFORMANCE.md). Everywhere else (tools on a laptop, behind a
+//! TLS-inspecting proxy, or with an endpoint override) the system's roots
+//! are used, as such an endpoint's certificate may come from anywhere.
 
 use std::time::Duration;
 
@@ -58,17 +61,27 @@ fn aws_https_client() -> SharedHttpClient {
     }))
 }
 
-/// The client for an endpoint override (an emulator, LocalStack, a proxy),
-/// which may present a certificate from any authority: the system's roots.
+/// The client with the system's roots: for an endpoint override (an
+/// emulator, LocalStack, a proxy) or anything outside Lambda.
 fn endpoint_https_client() -> SharedHttpClient {
     https_client(TrustStore::default())
 }
 
+/// Whether this process is a Lambda function talking to AWS's own endpoints:
+/// Lambda sets `AWS_LAMBDA_FUNCTION_NAME`; `AWS_ENDPOINT_URL` points it
+/// elsewhere. (A per-service `AWS_ENDPOINT_URL_<SERVICE>` over HTTPS to a
+/// non-AWS host inside Lambda would need the system's roots too; the
+/// benchmark uses those variables over plain HTTP, where roots play no part.)
+fn trusts_only_aws(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    lookup("AWS_LAMBDA_FUNCTION_NAME").is_some() && lookup("AWS_ENDPOINT_URL").is_none()
+}
+
 /// The shared SDK configuration from the environment.
 pub async fn load_sdk_config() -> SdkConfig {
-    let http_client = match std::env::var_os("AWS_ENDPOINT_URL") {
-        Some(_) => endpoint_https_client(),
-        None => aws_https_client(),
+    let http_client = if trusts_only_aws(|name| std::env::var_os(name)) {
+        aws_https_client()
+    } else {
+        endpoint_https_client()
     };
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
@@ -130,5 +143,18 @@ mod tests {
             .region(aws_config::Region::new("us-east-1"))
             .build();
         let _client = aws_sdk_dynamodb::Client::new(&sdk);
+    }
+
+    #[test]
+    fn only_a_lambda_function_without_an_endpoint_override_pins_the_aws_roots() {
+        let env = |vars: &'static [&'static str]| {
+            move |name: &str| vars.contains(&name).then(|| std::ffi::OsString::from("x"))
+        };
+        assert!(trusts_only_aws(env(&["AWS_LAMBDA_FUNCTION_NAME"])));
+        assert!(!trusts_only_aws(env(&[])), "a laptop or CI");
+        assert!(!trusts_only_aws(env(&[
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_ENDPOINT_URL"
+        ])));
     }
 }

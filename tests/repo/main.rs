@@ -81,7 +81,10 @@ fn ci_runs_make_test_on_every_push_and_pull_request() {
 #[test]
 fn deploys_go_dev_on_main_and_staging_then_prod_on_tags_with_oidc() {
     let deploy = workflow("deploy.yml");
-    assert_eq!(deploy["permissions"]["id-token"].as_str(), Some("write"));
+    assert!(
+        deploy["permissions"].get("id-token").is_none(),
+        "the test job must not be able to assume a role"
+    );
     let jobs = &deploy["jobs"];
     for (env, condition, needs) in [
         ("dev", "github.ref == 'refs/heads/main'", "test"),
@@ -96,6 +99,11 @@ fn deploys_go_dev_on_main_and_staging_then_prod_on_tags_with_oidc() {
         );
         assert_eq!(job["if"].as_str(), Some(condition), "{env}");
         assert_eq!(job["needs"].as_str(), Some(needs), "{env}");
+        assert_eq!(
+            job["permissions"]["id-token"].as_str(),
+            Some("write"),
+            "{env} needs an OIDC token"
+        );
         let steps = job["steps"].as_sequence().unwrap();
         let oidc = steps
             .iter()

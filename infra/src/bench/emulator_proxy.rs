@@ -57,9 +57,11 @@ impl EmulatorClock {
         self.lock().calls.clone()
     }
 
-    /// What the last push through `@connections` carried.
-    pub fn last_push(&self) -> Bytes {
-        self.lock().last_push.clone()
+    /// What the last push through `@connections` carried, forgetting it,
+    /// so that an invocation that pushes nothing is not credited with the
+    /// previous one's push.
+    pub fn take_last_push(&self) -> Bytes {
+        std::mem::take(&mut self.lock().last_push)
     }
 
     fn enter(&self, operation: String) -> InFlight {
@@ -99,6 +101,10 @@ fn operation(method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
     if uri.path().contains("/@connections/") {
         return format!("@connections.{method}");
     }
+    // SES v2 is a REST API without a target header, as S3 is.
+    if uri.path().starts_with("/v2/email/") {
+        return format!("SESv2.{method}");
+    }
     match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         // `DynamoDB_20120810.GetItem` → `DynamoDB.GetItem`
         Some(target) => match target.split_once('.') {
@@ -133,6 +139,12 @@ fn forwarded(name: &http::HeaderName) -> bool {
     )
 }
 
+/// Response headers to pass back: as [`forwarded`], but a HEAD answer keeps
+/// its `Content-Length`, which is the object's size, not the (empty) body's.
+fn answered(method: &Method, name: &http::HeaderName) -> bool {
+    forwarded(name) || (*method == Method::HEAD && name == http::header::CONTENT_LENGTH)
+}
+
 async fn forward(
     State(proxy): State<Arc<Proxy>>,
     method: Method,
@@ -150,7 +162,7 @@ async fn forward(
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = proxy
         .client
-        .request(method, format!("{}{path}", proxy.upstream))
+        .request(method.clone(), format!("{}{path}", proxy.upstream))
         .body(body);
     for (name, value) in headers.iter().filter(|(name, _)| forwarded(name)) {
         request = request.header(name, value);
@@ -159,7 +171,11 @@ async fn forward(
         Ok(answer) => {
             let status = answer.status();
             let mut response_headers = HeaderMap::new();
-            for (name, value) in answer.headers().iter().filter(|(name, _)| forwarded(name)) {
+            for (name, value) in answer
+                .headers()
+                .iter()
+                .filter(|(name, _)| answered(&method, name))
+            {
                 response_headers.append(name, value.clone());
             }
             match answer.bytes().await {
@@ -176,7 +192,13 @@ async fn forward(
 pub async fn start(upstream: &str, clock: EmulatorClock) -> std::io::Result<SocketAddr> {
     let proxy = Arc::new(Proxy {
         upstream: upstream.trim_end_matches('/').to_owned(),
-        client: reqwest::Client::new(),
+        // The emulator is reached directly, as the functions would reach
+        // AWS: no environment proxy, and a redirect is passed back as is.
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?,
         clock,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -202,6 +224,11 @@ mod tests {
         assert_eq!(operation(&Method::POST, &uri, &headers), "DynamoDB.GetItem");
         let s3: Uri = "/bucket/key".parse().unwrap();
         assert_eq!(operation(&Method::HEAD, &s3, &HeaderMap::new()), "S3.HEAD");
+        let ses: Uri = "/v2/email/outbound-emails".parse().unwrap();
+        assert_eq!(
+            operation(&Method::POST, &ses, &HeaderMap::new()),
+            "SESv2.POST"
+        );
         let ws: Uri = "/bench/@connections/abc%3D".parse().unwrap();
         assert_eq!(
             operation(&Method::POST, &ws, &HeaderMap::new()),
@@ -212,15 +239,16 @@ mod tests {
     #[test]
     fn overlapping_calls_count_once() {
         let clock = EmulatorClock::default();
+        // Two calls in flight for the same 60 ms: their union is 60 ms, their
+        // sum 120 ms.
         let first = clock.enter("a".into());
-        std::thread::sleep(Duration::from_millis(20));
         let second = clock.enter("b".into());
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(60));
         drop(first);
         drop(second);
         let busy = clock.busy();
-        assert!(busy >= Duration::from_millis(40), "{busy:?}");
-        assert!(busy < Duration::from_millis(70), "{busy:?}");
+        assert!(busy >= Duration::from_millis(60), "{busy:?}");
+        assert!(busy < Duration::from_millis(110), "counted twice: {busy:?}");
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(clock.busy(), busy, "idle time is not counted");
         assert_eq!(clock.calls().values().sum::<u64>(), 2);

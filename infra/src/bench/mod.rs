@@ -113,9 +113,17 @@ impl Process {
         let outcome = self.invoke(payload).await?;
         let answer: Value = serde_json::from_slice(&outcome.body)
             .map_err(|err| self.failed("answer is not JSON", err.to_string()))?;
+        // Proxy responses carry a status; the stream worker's answer is a
+        // batch response, whose failures are what count.
         let status = answer["statusCode"].as_u64().unwrap_or(200);
         if !(200..300).contains(&status) {
             return Err(self.failed(&format!("status {status}"), answer.to_string()));
+        }
+        if answer["batchItemFailures"]
+            .as_array()
+            .is_some_and(|failures| !failures.is_empty())
+        {
+            return Err(self.failed("records failed", answer.to_string()));
         }
         let body = match answer.get("body").and_then(Value::as_str) {
             Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
@@ -238,19 +246,27 @@ impl Bench {
             .stderr(log_err)
             .kill_on_drop(true);
         let spawned_at = Instant::now();
-        let child = command.spawn().map_err(|err| {
+        let mut child = command.spawn().map_err(|err| {
             BenchError::Setup(format!(
                 "starting {:?}: {err} (built? see make bench)",
                 self.binary(function)
             ))
         })?;
-        let polled_at = api
-            .first_poll(PATIENCE)
-            .await
-            .map_err(|source| BenchError::Runtime {
+        // A bootstrap that fails its config exits at once: say so then,
+        // rather than after the whole wait for a first poll.
+        let polled_at = tokio::select! {
+            polled = api.first_poll(PATIENCE) => polled.map_err(|source| BenchError::Runtime {
                 function: function.to_owned(),
                 source,
-            })?;
+            })?,
+            status = child.wait() => {
+                return Err(BenchError::Failed {
+                    function: function.to_owned(),
+                    what: "exited before its first poll".into(),
+                    detail: format!("{status:?}; its output is in {log_path:?}"),
+                });
+            }
+        };
         Ok(Process {
             function: function.to_owned(),
             child,
@@ -393,9 +409,10 @@ impl Bench {
         event: &Value,
         pushed: Option<&str>,
     ) -> Result<Outcome, BenchError> {
+        self.clock.take_last_push();
         let outcome = process.call(event).await?.1;
         if let Some(expected) = pushed {
-            let push = self.clock.last_push();
+            let push = self.clock.take_last_push();
             if !String::from_utf8_lossy(&push).contains(expected) {
                 return Err(process.failed(
                     &format!("pushed no {expected}"),
@@ -445,8 +462,8 @@ impl Bench {
                     &self.clock.calls(),
                     self.config.warm_invocations,
                 );
-                measured.cpu_per_invocation =
-                    (process.cpu_time() - cpu_before) / self.config.warm_invocations.max(1) as u32;
+                measured.cpu_per_invocation = process.cpu_time().saturating_sub(cpu_before)
+                    / self.config.warm_invocations.max(1) as u32;
                 measured.peak_rss_kib = process.peak_rss_kib();
             }
             process.stop().await;
