@@ -11,5 +11,6 @@ pub mod functions;
 pub mod provision;
 pub mod rest;
 pub mod streams;
+mod sync;
 pub mod template;
 pub mod ws;

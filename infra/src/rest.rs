@@ -108,6 +108,19 @@ impl CompiledRoute {
     }
 }
 
+/// The segments of a request path, as routes are matched against them.
+fn path_segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// The path parameters API Gateway would give `route` for `path`, or `None`
+/// when `path` is not one of its paths.
+pub fn path_parameters(route: &ApiRoute, path: &str) -> Option<BTreeMap<String, String>> {
+    CompiledRoute::new(route.clone())
+        .matches(&path_segments(path))
+        .map(|(_, params)| params)
+}
+
 fn percent_decode(segment: &str) -> String {
     form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
         .next()
@@ -173,7 +186,7 @@ impl RestGateway {
     }
 
     fn route(&self, method: &str, path: &str) -> Option<(&ApiRoute, BTreeMap<String, String>)> {
-        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let parts = path_segments(path);
         self.routes
             .iter()
             .filter(|r| r.route.method == "ANY" || r.route.method == method)
@@ -568,6 +581,16 @@ mod tests {
         let gw = gateway(vec![route("/things/{id}", "ANY", "T")]);
         assert_eq!(gw.route("GET", "/things/a%20b").unwrap().1["id"], "a b");
         assert_eq!(gw.route("GET", "/things/a+b").unwrap().1["id"], "a+b");
+    }
+
+    #[test]
+    fn path_parameters_of_one_route() {
+        let comments = route("/api/v1/posts/{id}/comments", "GET", "P").route;
+        let params = path_parameters(&comments, "/api/v1/posts/01AB/comments").unwrap();
+        assert_eq!(params["id"], "01AB");
+        assert_eq!(path_parameters(&comments, "/api/v1/posts/01AB"), None);
+        let health = route("/health", "GET", "H").route;
+        assert_eq!(path_parameters(&health, "/health"), Some(BTreeMap::new()));
     }
 
     #[test]

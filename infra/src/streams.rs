@@ -87,11 +87,11 @@ pub fn record_json(record: &Record, stream_arn: &str, region: &str) -> Value {
 /// at `position`.
 pub async fn shard_iterators(
     sdk: &SdkConfig,
+    streams: &aws_sdk_dynamodbstreams::Client,
     table: &str,
     position: ShardIteratorType,
 ) -> Result<(String, Vec<String>), PollerError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let described = dynamodb
         .describe_table()
         .table_name(table)
@@ -144,8 +144,9 @@ pub async fn start(
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
-    let (stream_arn, iterators) = shard_iterators(sdk, table, ShardIteratorType::Latest).await?;
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let (stream_arn, iterators) =
+        shard_iterators(sdk, &streams, table, ShardIteratorType::Latest).await?;
     Ok(tokio::spawn(poll(
         streams, stream_arn, region, iterators, worker,
     )))

@@ -87,16 +87,23 @@ pub struct Template {
     pub buckets: Vec<BucketSpec>,
     /// Default function timeout (`Globals.Function.Timeout`), seconds.
     pub function_timeout_secs: u64,
-    /// Per-function timeouts where a function overrides the global one.
-    pub timeouts: Vec<(String, u64)>,
     /// Default function memory (`Globals.Function.MemorySize`), MB.
     pub function_memory_mb: u64,
-    /// Per-function memory where a function overrides the global one.
-    pub memory: Vec<(String, u64)>,
-    /// Each function's `CodeUri` (`target/lambda/<crate>/`).
-    pub code_uris: Vec<(String, String)>,
+    /// Every `AWS::Serverless::Function`, with what it overrides.
+    pub functions: Vec<FunctionSpec>,
     /// Route keys of the WebSocket API (`$connect`, `chat.send`, …).
     pub ws_routes: Vec<String>,
+}
+
+/// An `AWS::Serverless::Function`: where it is built from and what it sets
+/// beside `Globals` (`None` takes the global value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    pub timeout_secs: Option<u64>,
+    pub memory_mb: Option<u64>,
+    /// `target/lambda/<crate>/`.
+    pub code_uri: Option<String>,
 }
 
 fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
@@ -172,10 +179,8 @@ impl Template {
             tables: Vec::new(),
             buckets: Vec::new(),
             function_timeout_secs,
-            timeouts: Vec::new(),
             function_memory_mb,
-            memory: Vec::new(),
-            code_uris: Vec::new(),
+            functions: Vec::new(),
             ws_routes: Vec::new(),
         };
         for (id, resource) in resources {
@@ -211,15 +216,12 @@ impl Template {
     }
 
     fn read_function(&mut self, id: &str, properties: &Mapping) {
-        if let Some(timeout) = get(properties, "Timeout").and_then(Value::as_u64) {
-            self.timeouts.push((id.to_owned(), timeout));
-        }
-        if let Some(memory) = get(properties, "MemorySize").and_then(Value::as_u64) {
-            self.memory.push((id.to_owned(), memory));
-        }
-        if let Some(code_uri) = str_of(properties, "CodeUri") {
-            self.code_uris.push((id.to_owned(), code_uri.to_owned()));
-        }
+        self.functions.push(FunctionSpec {
+            logical_id: id.to_owned(),
+            timeout_secs: get(properties, "Timeout").and_then(Value::as_u64),
+            memory_mb: get(properties, "MemorySize").and_then(Value::as_u64),
+            code_uri: str_of(properties, "CodeUri").map(str::to_owned),
+        });
         let Some(events) = map_of(properties, "Events") else {
             return;
         };
@@ -240,30 +242,31 @@ impl Template {
         }
     }
 
+    fn function(&self, logical_id: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.logical_id == logical_id)
+    }
+
     /// The timeout of `function`, seconds.
     pub fn timeout_of(&self, function: &str) -> u64 {
-        self.timeouts
-            .iter()
-            .find(|(id, _)| id == function)
-            .map(|(_, t)| *t)
+        self.function(function)
+            .and_then(|f| f.timeout_secs)
             .unwrap_or(self.function_timeout_secs)
     }
 
     /// The memory of `function`, MB.
     pub fn memory_of(&self, function: &str) -> u64 {
-        self.memory
-            .iter()
-            .find(|(id, _)| id == function)
-            .map(|(_, m)| *m)
+        self.function(function)
+            .and_then(|f| f.memory_mb)
             .unwrap_or(self.function_memory_mb)
     }
 
     /// The function whose `CodeUri` is the cargo-lambda output of `krate`.
     pub fn function_built_from(&self, krate: &str) -> Option<&str> {
-        self.code_uris
+        let output = format!("target/lambda/{krate}");
+        self.functions
             .iter()
-            .find(|(_, uri)| uri.trim_end_matches('/') == format!("target/lambda/{krate}"))
-            .map(|(id, _)| id.as_str())
+            .find(|f| f.code_uri.as_deref().map(|uri| uri.trim_end_matches('/')) == Some(&output))
+            .map(|f| f.logical_id.as_str())
     }
 
     /// The one table of the single-table design.
@@ -372,8 +375,14 @@ fn read_bucket(id: &str, properties: Option<&Mapping>) -> BucketSpec {
 mod tests {
     use super::*;
 
+    const REPO_TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+
     fn repo_template() -> Template {
-        Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
+        Template::load(REPO_TEMPLATE).unwrap()
+    }
+
+    fn repo_template_text() -> String {
+        std::fs::read_to_string(REPO_TEMPLATE).unwrap()
     }
 
     #[test]
@@ -434,7 +443,7 @@ mod tests {
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect::<Vec<_>>();
-        assert_eq!(crates.len(), template.code_uris.len());
+        assert_eq!(crates.len(), template.functions.len());
         for krate in &crates {
             assert!(
                 template.function_built_from(krate).is_some(),
@@ -452,9 +461,7 @@ mod tests {
 
     #[test]
     fn every_gateway_response_carries_cors_headers() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
-                .unwrap();
+        let text = repo_template_text();
         let root: Value = serde_norway::from_str(&text).unwrap();
         let responses = root["Resources"]["RestApi"]["Properties"]["GatewayResponses"]
             .as_mapping()
@@ -484,9 +491,7 @@ mod tests {
 
     #[test]
     fn gateway_responses_report_the_api_version() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
-                .unwrap();
+        let text = repo_template_text();
         let expected = format!(r#""version":"{}""#, shared::envelope::API_VERSION);
         let stale: Vec<&str> = text
             .lines()

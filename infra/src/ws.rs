@@ -93,11 +93,7 @@ impl WsGateway {
     }
 
     fn with_connections<T>(&self, f: impl FnOnce(&mut HashMap<String, Connection>) -> T) -> T {
-        let mut guard = match self.connections.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+        f(&mut crate::sync::lock(&self.connections))
     }
 
     /// The route key API Gateway would pick for a frame.
@@ -160,6 +156,20 @@ pub fn request_context(
     })
 }
 
+/// The `$connect` event of a handshake with `headers` and `query`.
+pub fn connect_event(headers: &HeaderMap, query: Option<&str>, request_context: Value) -> Value {
+    let (single_headers, multi_headers) = crate::event::headers(headers);
+    let (single_query, multi_query) = crate::event::query(query);
+    json!({
+        "headers": single_headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": single_query,
+        "multiValueQueryStringParameters": multi_query,
+        "requestContext": request_context,
+        "isBase64Encoded": false,
+    })
+}
+
 /// API Gateway's connection ids: 10 random bytes, base64.
 fn new_connection_id() -> String {
     STANDARD.encode(&uuid::Uuid::new_v4().as_bytes()[..10])
@@ -179,9 +189,6 @@ async fn handshake(
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (single_headers, multi_headers) = crate::event::headers(&headers);
-    let (single_query, multi_query) = crate::event::query(query.as_deref());
-
     // Registered before $connect runs: API Gateway accepts management calls
     // for a connection from its $connect on, and frames sent then are
     // delivered once the socket is up.
@@ -198,15 +205,18 @@ async fn handshake(
             },
         )
     });
-    let event = json!({
-        "headers": single_headers,
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": single_query,
-        "multiValueQueryStringParameters": multi_query,
-        "requestContext": request_context(&gateway.stage, &connection_id, "$connect", "CONNECT", connected_at_ms, &source_ip, user_agent.as_deref()),
-        "isBase64Encoded": false,
-    });
-    let answer = gateway.invoke(event).await;
+    let context = request_context(
+        &gateway.stage,
+        &connection_id,
+        "$connect",
+        "CONNECT",
+        connected_at_ms,
+        &source_ip,
+        user_agent.as_deref(),
+    );
+    let answer = gateway
+        .invoke(connect_event(&headers, query.as_deref(), context))
+        .await;
     if !(200..300).contains(&answer.status_code) {
         gateway.with_connections(|connections| connections.remove(&connection_id));
         let status = StatusCode::from_u16(answer.status_code as u16)

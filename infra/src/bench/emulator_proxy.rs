@@ -40,10 +40,7 @@ pub struct EmulatorClock(Arc<Mutex<Busy>>);
 
 impl EmulatorClock {
     fn lock(&self) -> MutexGuard<'_, Busy> {
-        match self.0.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::sync::lock(&self.0)
     }
 
     /// Total busy time so far, the call in flight included.

@@ -335,15 +335,17 @@ impl Bench {
 
         let connection_id = "YmVuY2hjb25uMDE=".to_owned();
         let websocket = self.spawn("websocket").await?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("127.0.0.1"),
+        );
         websocket
-            .call(&json!({
-                "headers": {"Host": "127.0.0.1"},
-                "multiValueHeaders": {"Host": ["127.0.0.1"]},
-                "queryStringParameters": {"token": alice},
-                "multiValueQueryStringParameters": {"token": [alice]},
-                "requestContext": ws_context(&connection_id, "$connect", "CONNECT"),
-                "isBase64Encoded": false,
-            }))
+            .call(&crate::ws::connect_event(
+                &headers,
+                Some(&format!("token={alice}")),
+                ws_context(&connection_id, "$connect", "CONNECT"),
+            ))
             .await?;
         websocket.stop().await;
 
@@ -361,14 +363,15 @@ impl Bench {
     /// read from the emulator's stream as the event source mapping would.
     async fn notification_record(&self) -> Result<Value, BenchError> {
         let sdk = shared::aws::load_sdk_config().await;
+        let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
         let (stream_arn, iterators) = crate::streams::shard_iterators(
             &sdk,
+            &streams,
             &self.config.table_name,
             ShardIteratorType::TrimHorizon,
         )
         .await
         .map_err(|err| BenchError::Setup(format!("reading the stream: {err}")))?;
-        let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
         let mut latest = None;
         for first in iterators {
             let mut iterator = Some(first);
@@ -423,21 +426,13 @@ impl Bench {
         Ok(outcome)
     }
 
-    /// Cold starts, first invocations and warm invocations of `function`
-    /// with `invocation`.
-    pub async fn measure(
-        &self,
-        function: &str,
-        invocation: &Invocation,
-    ) -> Result<Measured, BenchError> {
-        let (route, event, pushed) = (
-            invocation.route.as_str(),
-            &invocation.event,
-            invocation.pushes,
-        );
+    /// Cold starts, first invocations and warm invocations of
+    /// `invocation`'s function.
+    pub async fn measure(&self, invocation: &Invocation) -> Result<Measured, BenchError> {
+        let (function, event, pushed) = (invocation.function, &invocation.event, invocation.pushes);
         let mut measured = Measured {
             function: function.to_owned(),
-            route: route.to_owned(),
+            route: invocation.route.clone(),
             init: Vec::new(),
             first: Vec::new(),
             warm: Vec::with_capacity(self.config.warm_invocations),
@@ -627,13 +622,14 @@ fn rest_event(
         .body(())
         .expect("a well-formed request")
         .into_parts();
-    let path_params = path_parameters(resource, path);
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let route = ApiRoute {
         function: String::new(),
         path: resource.to_owned(),
         method: method.to_owned(),
     };
+    let path_params = crate::rest::path_parameters(&route, path)
+        .unwrap_or_else(|| panic!("{path} is not a path of {resource}"));
     crate::rest::proxy_event(
         STAGE,
         &route,
@@ -644,20 +640,11 @@ fn rest_event(
     )
 }
 
-/// `{id}` segments of `resource` matched against `path`.
-fn path_parameters(resource: &str, path: &str) -> BTreeMap<String, String> {
-    resource
-        .split('/')
-        .zip(path.split('/'))
-        .filter_map(|(pattern, value)| {
-            let name = pattern.strip_prefix('{')?.strip_suffix('}')?;
-            Some((name.to_owned(), value.to_owned()))
-        })
-        .collect()
-}
-
 /// The deflated zip Lambda would be given for a bootstrap, in bytes.
 pub fn zip_size(bootstrap: &Path) -> Result<u64, BenchError> {
+    if !bootstrap.is_file() {
+        return Err(BenchError::Setup(format!("{bootstrap:?} is not built")));
+    }
     let out = std::env::temp_dir().join(format!("bench-{}.zip", ulid::Ulid::new()));
     let status = std::process::Command::new("python3")
         .args([
@@ -683,13 +670,6 @@ pub fn zip_size(bootstrap: &Path) -> Result<u64, BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_parameters_come_from_the_resource() {
-        let params = path_parameters("/api/v1/posts/{id}/comments", "/api/v1/posts/01AB/comments");
-        assert_eq!(params.get("id").map(String::as_str), Some("01AB"));
-        assert!(path_parameters("/health", "/health").is_empty());
-    }
 
     #[test]
     fn rest_events_are_what_lambda_http_accepts() {

@@ -62,10 +62,7 @@ struct Shared {
 
 impl Shared {
     fn handed(&self) -> MutexGuard<'_, HashMap<String, Handed>> {
-        match self.handed.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::sync::lock(&self.handed)
     }
 }
 
@@ -142,10 +139,7 @@ impl RuntimeApi {
     }
 
     fn init_error(&self) -> Option<String> {
-        match self.shared.init_error.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::sync::lock(&self.shared.init_error).clone()
     }
 
     /// Hands `payload` to the function's next poll and waits for its answer.
@@ -241,9 +235,6 @@ async fn answer(
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let message = String::from_utf8_lossy(&body).into_owned();
-    match shared.init_error.lock() {
-        Ok(mut guard) => *guard = Some(message),
-        Err(poisoned) => *poisoned.into_inner() = Some(message),
-    }
+    *crate::sync::lock(&shared.init_error) = Some(message);
     (StatusCode::ACCEPTED, r#"{"status":"OK"}"#).into_response()
 }

@@ -7,7 +7,7 @@
 //! a provisioned emulator and the functions' configuration in the
 //! environment (infra/scripts/bench.sh sets both up).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use infra::{
     bench::{
@@ -64,14 +64,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     parsed.binaries = positional.ok_or(
-        "usage: bench <dir of bootstraps> [--arm64 DIR] [--out FILE] [--warm N] [--cold N]",
+        "usage: bench <dir of bootstraps> [--arm64 DIR] [--out FILE] [--warm N] [--cold N] [--only f,g]",
     )?;
     Ok(parsed)
-}
-
-fn sizes(path: &Path) -> Option<(u64, u64)> {
-    let raw = std::fs::metadata(path).ok()?.len();
-    Some((raw, zip_size(path).ok()?))
 }
 
 /// CPU, cores and OS of this machine, for the report's heading.
@@ -126,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         eprintln!("bench: {function} ({})", invocation.route);
-        let measured = bench.measure(function, &invocation).await?;
+        let measured = bench.measure(&invocation).await?;
         let logical_id = template.function_built_from(function);
         let front = match logical_id {
             Some(id) if template.routes.iter().any(|r| r.function == id) => Front::Rest,
@@ -135,11 +130,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         rows.push(Row {
             measured,
-            host_size: sizes(&bench.binary(function)),
-            arm64_size: args
+            host_zip: zip_size(&bench.binary(function)).ok(),
+            arm64_zip: args
                 .arm64
                 .as_ref()
-                .and_then(|dir| sizes(&dir.join(function).join("bootstrap"))),
+                .and_then(|dir| zip_size(&dir.join(function).join("bootstrap")).ok()),
             memory_mb: logical_id.map(|id| template.memory_of(id)).unwrap_or(128),
             front,
         });
