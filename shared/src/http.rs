@@ -14,7 +14,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use http::{HeaderValue, Uri, header::USER_AGENT};
+use http::{HeaderValue, Method, Uri, header::USER_AGENT};
 use lambda_http::{RequestExt, request::RequestContext};
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -124,42 +124,80 @@ fn rate_key(guard: &RateGuard, parts: &http::request::Parts) -> String {
         .unwrap_or_else(|| format!("api:ip:{}", source_ip(parts)))
 }
 
+/// What the rate limit decided about one request: let through, with the
+/// status for its headers (none when the store could not be asked: an outage
+/// must not hide the route's own answer, which will report it itself), or
+/// refused.
+type Admission = Result<Option<RateStatus>, RateStatus>;
+
+async fn admit(guard: &RateGuard, key: &str) -> Admission {
+    match guard.limiter.hit(key, guard.limit).await {
+        Ok(status) => Ok(Some(status)),
+        Err(AppError::RateLimited { retry_after_secs }) => Err(RateStatus {
+            limit: guard.limit.max,
+            remaining: 0,
+            reset_after_secs: retry_after_secs,
+        }),
+        Err(err) => {
+            tracing::warn!(error = %crate::error::ErrorChain(&err), "rate limit not checked");
+            Ok(None)
+        }
+    }
+}
+
+/// Runs a read-only route while its hit is being counted, rather than after:
+/// an authenticated GET then waits for one DynamoDB round trip before its
+/// own reads instead of two. A request over the limit still gets nothing but
+/// the 429: the route is dropped as soon as the limit says no, and what it
+/// may have read by then is thrown away. Routes that write never start
+/// before the limit has let them through (`edge`).
+async fn admit_alongside(
+    admission: impl Future<Output = Admission>,
+    route: impl Future<Output = Response>,
+) -> Result<(Option<RateStatus>, Response), RateStatus> {
+    tokio::pin!(admission, route);
+    tokio::select! {
+        // The hit goes out first: it is the one that can stop the route.
+        biased;
+        admission = &mut admission => Ok((admission?, route.await)),
+        response = &mut route => Ok((admission.await?, response)),
+    }
+}
+
 async fn edge(State(options): State<Arc<HttpOptions>>, request: Request, next: Next) -> Response {
     let request_headers = request.headers().clone();
     if CorsConfig::is_preflight(request.method(), &request_headers) {
         return options.cors.preflight(&request_headers);
     }
-    let mut limited = None;
     let mut response = match &options.rate_guard {
         Some(guard) if request.uri().path().starts_with("/api/") => {
             let (parts, body) = request.into_parts();
             let key = rate_key(guard, &parts);
-            match guard.limiter.hit(&key, guard.limit).await {
-                Ok(status) => {
-                    limited = Some(status);
-                    next.run(Request::from_parts(parts, body)).await
+            let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+            let request = Request::from_parts(parts, body);
+            let answered = if read_only {
+                admit_alongside(admit(guard, &key), next.run(request)).await
+            } else {
+                match admit(guard, &key).await {
+                    Ok(status) => Ok((status, next.run(request).await)),
+                    Err(refused) => Err(refused),
                 }
-                Err(AppError::RateLimited { retry_after_secs }) => {
-                    limited = Some(RateStatus {
-                        limit: guard.limit.max,
-                        remaining: 0,
-                        reset_after_secs: retry_after_secs,
-                    });
-                    AppError::RateLimited { retry_after_secs }.into_response()
+            };
+            match answered {
+                Ok((Some(status), mut response)) => {
+                    rate_limit_headers(&mut response, &status);
+                    response
                 }
-                Err(err) => {
-                    // The store being down must not hide the route's own
-                    // answer; the handler will report the outage itself.
-                    tracing::warn!(error = %crate::error::ErrorChain(&err), "rate limit not checked");
-                    next.run(Request::from_parts(parts, body)).await
+                Ok((None, response)) => response,
+                Err(refused) => {
+                    let mut response = refused.exceeded().into_response();
+                    rate_limit_headers(&mut response, &refused);
+                    response
                 }
             }
         }
         _ => next.run(request).await,
     };
-    if let Some(status) = &limited {
-        rate_limit_headers(&mut response, status);
-    }
     options.cors.decorate(&request_headers, &mut response);
     response
 }
@@ -365,6 +403,70 @@ mod tests {
     use axum::routing::get;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+
+    fn status(remaining: u32) -> RateStatus {
+        RateStatus {
+            limit: 4,
+            remaining,
+            reset_after_secs: 7,
+        }
+    }
+
+    fn answer(text: &'static str) -> Response {
+        text.into_response()
+    }
+
+    async fn text_of(response: Response) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// The route must run while the hit is still out, or a GET would wait
+    /// for both round trips one after the other: here the hit only answers
+    /// once the route has finished, so running them in turn never ends.
+    #[tokio::test]
+    async fn a_read_only_route_runs_while_its_hit_is_counted() {
+        for decision in [Ok(Some(status(3))), Ok(None)] {
+            let (decide, decided) = tokio::sync::oneshot::channel::<Admission>();
+            let admission = async { decided.await.unwrap() };
+            let route = async {
+                decide.send(decision).unwrap();
+                answer("the route's answer")
+            };
+            let answered = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                admit_alongside(admission, route),
+            )
+            .await
+            .expect("the route ran before the hit was counted");
+            let (status, response) = answered.unwrap();
+            assert_eq!(status, decision.unwrap());
+            assert_eq!(text_of(response).await, "the route's answer");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_is_dropped_before_it_starts_when_the_limit_answers_first() {
+        let started = std::sync::atomic::AtomicBool::new(false);
+        let route = async {
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            answer("must not be seen")
+        };
+        let answered = admit_alongside(async { Err(status(0)) }, route).await;
+        assert_eq!(answered.unwrap_err(), status(0));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_that_already_answered_is_thrown_away() {
+        let (decide, decided) = tokio::sync::oneshot::channel::<Admission>();
+        let route = async {
+            decide.send(Err(status(0))).unwrap();
+            answer("must not be seen")
+        };
+        let answered = admit_alongside(async { decided.await.unwrap() }, route).await;
+        assert_eq!(answered.unwrap_err(), status(0));
+    }
 
     #[test]
     fn request_ids_follow_the_contract() {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde_json::json;
 use tests::{TestApp, assert_envelope};
 
 /// Sleeps until just after the next fixed window of `secs` seconds opens.
@@ -63,6 +64,43 @@ async fn every_api_route_is_limited_per_user_and_recovers_after_the_window() {
         200,
         "back under the limit"
     );
+}
+
+/// Reads run while their hit is counted (shared::http), writes only after:
+/// a refused write must leave nothing behind.
+#[tokio::test]
+async fn a_write_over_the_limit_is_refused_before_it_runs() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_DEFAULT", "2/3")]).await;
+    let alice = app.signed_up_user().await;
+    let bob = app.signed_up_user().await;
+    let title = format!("limited-{}", ulid::Ulid::new());
+    let post = || json!({"title": title, "body": "Some body", "tags": []});
+    start_of_next_window(3).await;
+    for _ in 0..2 {
+        let created = app
+            .send_as("POST", "/api/v1/posts", &alice.access_token, Some(post()))
+            .await;
+        assert_eq!(created.status, 201, "{:#}", created.body);
+    }
+    let refused = app
+        .send_as("POST", "/api/v1/posts", &alice.access_token, Some(post()))
+        .await;
+    assert_envelope(&refused, 429, Some("RATE_LIMIT_EXCEEDED"));
+
+    let listed = app
+        .get_as(
+            &format!("/api/v1/posts?authorId={}&limit=100", alice.id),
+            &bob.access_token,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{:#}", listed.body);
+    let stored = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|post| post["title"] == title.as_str())
+        .count();
+    assert_eq!(stored, 2, "the refused post must not exist");
 }
 
 #[tokio::test]
