@@ -28,6 +28,9 @@ struct Busy {
     in_flight: usize,
     since: Option<Instant>,
     total: Duration,
+    /// Stretches with at least one call in flight: the round trips a caller
+    /// waited for one after the other (calls made together count once).
+    periods: u64,
     /// Calls by operation (`DynamoDB.GetItem`, `S3.HEAD`, `@connections.POST`).
     calls: BTreeMap<String, u64>,
     /// The body of the last `@connections` POST: what a client was sent.
@@ -49,6 +52,11 @@ impl EmulatorClock {
         busy.total + busy.since.map(|since| since.elapsed()).unwrap_or_default()
     }
 
+    /// Busy stretches so far: sequential round trips.
+    pub fn round_trips(&self) -> u64 {
+        self.lock().periods
+    }
+
     /// Calls so far, by operation.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.lock().calls.clone()
@@ -65,6 +73,7 @@ impl EmulatorClock {
         let mut busy = self.lock();
         if busy.in_flight == 0 {
             busy.since = Some(Instant::now());
+            busy.periods += 1;
         }
         busy.in_flight += 1;
         *busy.calls.entry(operation).or_default() += 1;
@@ -249,5 +258,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(clock.busy(), busy, "idle time is not counted");
         assert_eq!(clock.calls().values().sum::<u64>(), 2);
+        assert_eq!(clock.round_trips(), 1, "made together, waited for once");
+        drop(clock.enter("c".into()));
+        drop(clock.enter("d".into()));
+        assert_eq!(clock.round_trips(), 3, "one after the other");
     }
 }

@@ -77,6 +77,9 @@ pub struct Measured {
     pub peak_rss_kib: u64,
     /// Emulator calls per warm invocation, by operation.
     pub calls_per_invocation: BTreeMap<String, f64>,
+    /// Emulator round trips waited for one after the other, per warm
+    /// invocation (calls in flight together count once).
+    pub round_trips_per_invocation: f64,
     /// CPU time (user + system) the process used per warm invocation.
     pub cpu_per_invocation: Duration,
 }
@@ -438,6 +441,7 @@ impl Bench {
             warm: Vec::with_capacity(self.config.warm_invocations),
             peak_rss_kib: 0,
             calls_per_invocation: BTreeMap::new(),
+            round_trips_per_invocation: 0.0,
             cpu_per_invocation: Duration::ZERO,
         };
         for cold_start in 0..self.config.cold_starts.max(1) {
@@ -447,6 +451,7 @@ impl Bench {
             measured.first.push((first.elapsed, first.emulator));
             if cold_start == 0 {
                 let calls_before = self.clock.calls();
+                let round_trips_before = self.clock.round_trips();
                 let cpu_before = process.cpu_time();
                 for _ in 0..self.config.warm_invocations {
                     let outcome = self.call_checked(&process, event, pushed).await?;
@@ -457,6 +462,9 @@ impl Bench {
                     &self.clock.calls(),
                     self.config.warm_invocations,
                 );
+                measured.round_trips_per_invocation =
+                    (self.clock.round_trips() - round_trips_before) as f64
+                        / self.config.warm_invocations.max(1) as f64;
                 measured.cpu_per_invocation = process.cpu_time().saturating_sub(cpu_before)
                     / self.config.warm_invocations.max(1) as u32;
                 measured.peak_rss_kib = process.peak_rss_kib();

@@ -232,21 +232,23 @@ pub fn markdown(rows: &[Row], machine: &str, warm_invocations: usize) -> String 
     );
     let _ = writeln!(
         out,
-        "Billed duration = the function's own p50 + {ASSUMED_AWS_CALL_MS} ms per AWS call it \
-         makes (assumed in-region latency), rounded up to the next ms. One read or write \
-         request unit per DynamoDB call, an approximation (docs/PERFORMANCE.md). \
-         Calls counted by the proxy over the warm invocations.\n"
+        "Billed duration = the function's own p50 + {ASSUMED_AWS_CALL_MS} ms per round trip it \
+         waits for (assumed in-region latency; calls in flight together count once), rounded \
+         up to the next ms. One read or write request unit per DynamoDB call, an \
+         approximation (docs/PERFORMANCE.md). Calls and round trips counted by the proxy over \
+         the warm invocations.\n"
     );
     let _ = writeln!(
         out,
-        "| function | memory (MB) | AWS calls / request (reads, writes, other, pushes) | billed ms | Lambda | DynamoDB | API Gateway | total |"
+        "| function | memory (MB) | AWS calls / request (reads, writes, other, pushes) | round trips / request | billed ms | Lambda | DynamoDB | API Gateway | total |"
     );
-    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
     for (row, stats) in functions() {
         let m = &row.measured;
         let (reads, writes, other, pushes) = call_mix(&m.calls_per_invocation);
         let calls = reads + writes + other + pushes;
-        let billed_ms = (stats.own_p50_ms + calls * ASSUMED_AWS_CALL_MS).ceil();
+        let round_trips = m.round_trips_per_invocation;
+        let billed_ms = (stats.own_p50_ms + round_trips * ASSUMED_AWS_CALL_MS).ceil();
         let lambda = LAMBDA_REQUESTS_USD
             + billed_ms / 1000.0 * (row.memory_mb as f64 / 1024.0) * LAMBDA_GB_SECOND_USD * 1e6;
         let dynamodb = reads * DYNAMODB_READ_USD + writes * DYNAMODB_WRITE_USD;
@@ -257,7 +259,7 @@ pub fn markdown(rows: &[Row], machine: &str, warm_invocations: usize) -> String 
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {calls:.1} ({reads:.1}, {writes:.1}, {other:.1}, {pushes:.1}) | {billed_ms:.0} | {lambda:.2} | {dynamodb:.2} | {gateway:.2} | {:.2} |",
+            "| {} | {} | {calls:.1} ({reads:.1}, {writes:.1}, {other:.1}, {pushes:.1}) | {round_trips:.1} | {billed_ms:.0} | {lambda:.2} | {dynamodb:.2} | {gateway:.2} | {:.2} |",
             m.function,
             row.memory_mb,
             lambda + dynamodb + gateway,
@@ -306,6 +308,8 @@ mod tests {
             warm: vec![(d(own + 3), d(3)); 10],
             peak_rss_kib: 10 * 1024,
             calls_per_invocation: BTreeMap::from([("DynamoDB.GetItem".to_owned(), 2.0)]),
+            // Two calls made together: one round trip.
+            round_trips_per_invocation: 1.0,
             cpu_per_invocation: d(1),
         };
         let rows = vec![
@@ -328,10 +332,10 @@ mod tests {
         assert!(report.contains("| posts | GET /x | 5.00 |"), "{report}");
         assert!(report.contains("2.50"), "init ratio 5/2: {report}");
         assert!(report.contains("**no** (5.00)"), "zip over 4 MiB: {report}");
-        // 1 ms own + 4 ms for each of two calls = 9 ms at 1 GB:
-        // 0.2 + 9e-3 * 13.3334 = 0.32; two reads 0.25; REST 3.50.
+        // 1 ms own + 4 ms for the one round trip = 5 ms at 1 GB:
+        // 0.2 + 5e-3 * 13.3334 = 0.27; two reads 0.25; REST 3.50.
         assert!(
-            report.contains("| 9 | 0.32 | 0.25 | 3.50 | 4.07 |"),
+            report.contains("| 1.0 | 5 | 0.27 | 0.25 | 3.50 | 4.02 |"),
             "{report}"
         );
     }
