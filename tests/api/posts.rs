@@ -112,6 +112,40 @@ async fn a_post_is_created_and_read_in_the_contract_shape() {
     assert_envelope(&app.get("/api/v1/posts").await, 401, Some("UNAUTHORIZED"));
 }
 
+/// A post and its comments are read while the session is checked
+/// (shared::auth::PendingAuth): a caller whose session is gone must still
+/// get only the 401, whether or not the post exists.
+#[tokio::test]
+async fn a_revoked_session_reads_no_post_and_learns_nothing_of_which_exist() {
+    let app = TestApp::spawn().await;
+    let alice = app.signed_up_user().await;
+    let bob = app.signed_up_user().await;
+    let post = new_post(&app, &alice, "Hello", &[]).await;
+    let id = post["id"].as_str().unwrap();
+    let logout = app
+        .send_as("POST", "/api/v1/auth/logout", &bob.access_token, None)
+        .await;
+    assert_eq!(logout.status, 200, "{:#}", logout.body);
+    for path in [
+        format!("/api/v1/posts/{id}"),
+        format!("/api/v1/posts/{id}/comments"),
+        "/api/v1/posts/01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(),
+        "/api/v1/posts/01ARZ3NDEKTSV4RRFFQ69G5FAV/comments".to_owned(),
+        "/api/v1/posts/nope".to_owned(),
+    ] {
+        let read = app.get_as(&path, &bob.access_token).await;
+        let body = assert_envelope(&read, 401, Some("UNAUTHORIZED"));
+        assert!(
+            body.get("data").is_none_or(Value::is_null),
+            "{path}: {body:?}"
+        );
+    }
+    let still = app
+        .get_as(&format!("/api/v1/posts/{id}"), &alice.access_token)
+        .await;
+    assert_envelope(&still, 200, None);
+}
+
 #[tokio::test]
 async fn every_post_rule_is_a_named_422() {
     let app = TestApp::spawn().await;

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use shared::{
     ApiResponse, AppError, FieldCode, FieldError, Pagination,
-    auth::AuthUser,
+    auth::{AuthUser, PendingAuth},
     domain::{FieldErrors, Id, length, no_control_chars},
     extract::{Json, ParseBody},
     idempotency::{Idempotency, IdempotencyKey, Replay, request_hash},
@@ -375,10 +375,10 @@ pub async fn list_posts(
 /// GET /api/v1/posts/{id}
 pub async fn get_post(
     State(state): State<PostsState>,
-    _me: AuthUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<Post>, AppError> {
-    let post = existing_post(&state, &id).await?;
+    let (_me, post) = auth.alongside(existing_post(&state, &id)).await?;
     let mut rendered = render_posts(&state, vec![post]).await?;
     let post = rendered
         .pop()
@@ -600,11 +600,11 @@ fn comment_notification(
 /// GET /api/v1/posts/{id}/comments
 pub async fn list_comments(
     State(state): State<PostsState>,
-    _me: AuthUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<Comment>>, AppError> {
-    let post = existing_post(&state, &id).await?;
+    let (_me, post) = auth.alongside(existing_post(&state, &id)).await?;
     let list = format!("comments:{}", post.id);
     let page = PageRequest::from_query(&query, &state.cursors, &list)?;
     let (comments, last_key) = store::list_comments(&state.table, &post.id, &page).await?;
