@@ -50,7 +50,12 @@ impl AuthUser {
 /// only through [`PendingAuth::alongside`], which answers with the
 /// authentication error first, so a caller who may not act learns nothing
 /// from the read (not even whether the item exists).
+///
+/// Taking a `PendingAuth` and never calling `alongside` would serve a
+/// revoked session or a suspended user: a handler that does not read
+/// anything of its own first should take an [`AuthUser`] instead.
 #[derive(Debug, Clone)]
+#[must_use = "the session is only checked by `alongside`"]
 pub struct PendingAuth {
     authenticator: Authenticator,
     claims: Claims,

@@ -88,7 +88,8 @@ fn trusts_only_aws(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool 
 fn region_and_credentials_from_env(
     lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Option<String> {
-    let set = |name: &str| lookup(name).filter(|value| !value.is_empty());
+    // Blank counts as unset, as the SDK's own environment provider has it.
+    let set = |name: &str| lookup(name).filter(|value| !value.to_string_lossy().trim().is_empty());
     set("AWS_ACCESS_KEY_ID")?;
     set("AWS_SECRET_ACCESS_KEY")?;
     set("AWS_REGION")?.into_string().ok()
@@ -209,6 +210,15 @@ mod tests {
             ])),
             None,
             "an empty key is not a credential"
+        );
+        assert_eq!(
+            region_and_credentials_from_env(env(&[
+                ("AWS_ACCESS_KEY_ID", " "),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_REGION", "eu-west-1"),
+            ])),
+            None,
+            "nor is a blank one"
         );
     }
 

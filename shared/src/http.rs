@@ -164,6 +164,12 @@ async fn admit_alongside(
     }
 }
 
+/// Only `GET` and `HEAD`, whose routes read and never write, may start
+/// before the rate limit has let them through.
+fn runs_alongside_its_hit(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+}
+
 async fn edge(State(options): State<Arc<HttpOptions>>, request: Request, next: Next) -> Response {
     let request_headers = request.headers().clone();
     if CorsConfig::is_preflight(request.method(), &request_headers) {
@@ -173,9 +179,9 @@ async fn edge(State(options): State<Arc<HttpOptions>>, request: Request, next: N
         Some(guard) if request.uri().path().starts_with("/api/") => {
             let (parts, body) = request.into_parts();
             let key = rate_key(guard, &parts);
-            let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+            let alongside = runs_alongside_its_hit(&parts.method);
             let request = Request::from_parts(parts, body);
-            let answered = if read_only {
+            let answered = if alongside {
                 admit_alongside(admit(guard, &key), next.run(request)).await
             } else {
                 match admit(guard, &key).await {
@@ -442,6 +448,21 @@ mod tests {
             let (status, response) = answered.unwrap();
             assert_eq!(status, decision.unwrap());
             assert_eq!(text_of(response).await, "the route's answer");
+        }
+    }
+
+    #[test]
+    fn only_reads_start_before_the_limit_has_answered() {
+        for method in ["GET", "HEAD"] {
+            assert!(runs_alongside_its_hit(&method.parse().unwrap()), "{method}");
+        }
+        for method in [
+            "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PURGE",
+        ] {
+            assert!(
+                !runs_alongside_its_hit(&method.parse().unwrap()),
+                "{method}"
+            );
         }
     }
 
