@@ -83,8 +83,8 @@ fn trusts_only_aws(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool 
 /// of them, as Lambda does. The default chains would find the same ones
 /// first, but building them costs a cold start about 0.4 ms (an STS client
 /// for web identity, with its endpoint rules, and the IMDS and container
-/// providers), which `make bench` measured; with anything missing, they are
-/// left to find what they can.
+/// providers; docs/PERFORMANCE.md has the measurement); with anything
+/// missing, they are left to find what they can.
 fn region_and_credentials_from_env(
     lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Option<String> {
