@@ -67,14 +67,8 @@ impl PendingAuth {
         self,
         read: impl Future<Output = Result<T, AppError>>,
     ) -> Result<(AuthUser, T), AppError> {
-        let (session, read) = tokio::join!(self.authenticator.live_session(&self.claims), read);
-        let (user, _session) = session?;
-        let user = AuthUser {
-            user,
-            session_id: self.claims.sid.clone(),
-            claims: self.claims,
-        };
-        Ok((user, read?))
+        let (user, read) = tokio::join!(self.authenticator.confirm(self.claims), read);
+        Ok((user?, read?))
     }
 }
 
@@ -131,15 +125,26 @@ impl Authenticator {
         Ok((user, session))
     }
 
-    /// Checks an access token all the way to the store.
-    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, AppError> {
-        let claims = self.jwt.verify(token, TokenType::Access)?;
+    /// The checks of an access token made in memory: signature, type,
+    /// expiry.
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AppError> {
+        self.jwt.verify(token, TokenType::Access)
+    }
+
+    /// The store's check of verified claims: the user they name may act
+    /// and the session is alive.
+    pub async fn confirm(&self, claims: Claims) -> Result<AuthUser, AppError> {
         let (user, _session) = self.live_session(&claims).await?;
         Ok(AuthUser {
             user,
             session_id: claims.sid.clone(),
             claims,
         })
+    }
+
+    /// Checks an access token all the way to the store.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, AppError> {
+        self.confirm(self.verify_access(token)?).await
     }
 }
 
@@ -170,9 +175,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let authenticator = Authenticator::from_ref(state);
-        let claims = authenticator
-            .jwt
-            .verify(bearer_token(parts)?, TokenType::Access)?;
+        let claims = authenticator.verify_access(bearer_token(parts)?)?;
         Ok(Self {
             authenticator,
             claims,

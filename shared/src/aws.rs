@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use aws_config::{
-    BehaviorVersion, SdkConfig, environment::EnvironmentVariableCredentialsProvider,
+    BehaviorVersion, ConfigLoader, SdkConfig, environment::EnvironmentVariableCredentialsProvider,
     retry::RetryConfig, timeout::TimeoutConfig,
 };
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
@@ -95,6 +95,15 @@ fn region_and_credentials_from_env(
     set("AWS_REGION")?.into_string().ok()
 }
 
+/// What every SDK configuration here starts from: the HTTPS client, and the
+/// timeouts and retries the functions and the tests share.
+fn loader(http_client: SharedHttpClient) -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .timeout_config(timeouts())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
 /// The shared SDK configuration from the environment.
 pub async fn load_sdk_config() -> SdkConfig {
     let lookup = |name: &str| std::env::var_os(name);
@@ -103,16 +112,13 @@ pub async fn load_sdk_config() -> SdkConfig {
     } else {
         endpoint_https_client()
     };
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .timeout_config(timeouts())
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    let mut config = loader(http_client);
     if let Some(region) = region_and_credentials_from_env(lookup) {
-        loader = loader
+        config = config
             .region(aws_config::Region::new(region))
             .credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
-    loader.load().await
+    config.load().await
 }
 
 /// SDK configuration for an explicit endpoint with fixed test credentials:
@@ -120,13 +126,10 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// process environment needs to be changed.
 pub async fn sdk_config_for_endpoint(endpoint_url: &str, region: &str) -> SdkConfig {
     let credentials = aws_credential_types::Credentials::new("test", "test", None, None, "static");
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(endpoint_https_client())
+    loader(endpoint_https_client())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint_url)
         .credentials_provider(credentials)
-        .timeout_config(timeouts())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await
 }
