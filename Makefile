@@ -12,12 +12,13 @@ STAMP  := $(VENV)/.installed-$(shell cksum infra/python/requirements.txt | cut -
 BUILD_STAMP  := $(VENV)/.build-$(shell cksum infra/python/requirements-build.txt | cut -d' ' -f1)
 DEPLOY_STAMP := $(VENV)/.deploy-$(shell cksum infra/python/requirements.txt infra/python/requirements-deploy.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint unit smoke admin build deploy validate bench
+.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint asyncapi openapi unit smoke admin build deploy validate bench
 
 help:
 	@echo "make dev    - start the emulator, provision, serve REST on :3000"
 	@echo "make test   - fmt, clippy, cfn-lint, unit, integration and end-to-end tests"
-	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint"
+	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint, AsyncAPI validation"
+	@echo "make openapi - regenerate docs/openapi.json from the route crates"
 	@echo "make admin EMAIL=you@example.com - promote a registered user to admin"
 	@echo "make build  - release arm64 bootstraps for every function into target/lambda/<function>/"
 	@echo "make deploy ENV=dev|staging|prod - make build, then sam deploy --config-env ENV"
@@ -66,7 +67,27 @@ clippy:
 cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
 
-lint: fmt-check clippy cfn-lint
+# docs/asyncapi.yaml checked by @asyncapi/parser (infra/asyncapi/validate.mjs),
+# pinned in infra/asyncapi/package-lock.json and reinstalled when it changes.
+# --ignore-scripts: the one install script in that tree is @scarf/scarf's
+# usage-analytics postinstall, which the validator does not need.
+ASYNCAPI_DIR   := infra/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI_DIR)/node_modules/.installed-$(shell cksum $(ASYNCAPI_DIR)/package-lock.json | cut -d' ' -f1)
+
+$(ASYNCAPI_STAMP): $(ASYNCAPI_DIR)/package-lock.json
+	npm ci --prefix $(ASYNCAPI_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+asyncapi: $(ASYNCAPI_STAMP)
+	node $(ASYNCAPI_DIR)/validate.mjs docs/asyncapi.yaml
+
+lint: fmt-check clippy cfn-lint asyncapi
+
+# Regenerates docs/openapi.json from the route crates (infra's registry);
+# the health function serves that file, and `make test` fails when it is
+# stale.
+openapi:
+	cargo run --quiet --locked -p infra --bin openapi -- docs/openapi.json
 
 # Unit, integration (moto over HTTP, started by the harness on a free port)
 # and end-to-end tests through the in-process local gateway.

@@ -3,11 +3,11 @@
 //! `make admin EMAIL=…` runs this against the configured endpoint; after
 //! that, admins manage roles through `PATCH /api/v1/users/{id}`.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use shared::{
-    domain::Email,
-    store::{self, Table},
-    users::{self, UserItem},
+use model::{
+    StoreError, Table,
+    clock::now_rfc3339,
+    domain::{Email, Role, UserId},
+    users::{AdminChange, Users},
 };
 
 /// `Debug` prints the message: `main` returning this error shows it as is.
@@ -27,29 +27,27 @@ impl std::fmt::Debug for AdminError {
     }
 }
 
-fn store_error(err: shared::AppError) -> AdminError {
-    AdminError::Store(shared::error::ErrorChain(&err).to_string())
+fn store_error(err: StoreError) -> AdminError {
+    AdminError::Store(platform::error::ErrorChain(&err).to_string())
 }
 
 /// Gives the user registered with `email` the admin role; returns their id.
-pub async fn promote(table: &Table, email: &str) -> Result<String, AdminError> {
+pub async fn promote(table: &Table, email: &str) -> Result<UserId, AdminError> {
     let email = Email::parse("email", email.to_owned())
         .map_err(|_| AdminError::InvalidEmail(email.to_owned()))?;
-    let user_id = users::user_id_by_email(table, email.as_str())
+    let no_such_user = || AdminError::NoSuchUser(email.to_string());
+    let user_id = table
+        .user_id_by_email(&email)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| AdminError::NoSuchUser(email.to_string()))?;
-    table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .set_key(Some(UserItem::key(&user_id)))
-        .update_expression("SET #role = :admin")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_names("#role", "role")
-        .expression_attribute_values(":admin", AttributeValue::S("admin".into()))
-        .send()
-        .await
-        .map_err(|err| store_error(store::dynamo(err)))?;
-    Ok(user_id)
+        .ok_or_else(no_such_user)?;
+    let change = AdminChange {
+        role: Some(Role::Admin),
+        status: None,
+    };
+    match table.admin_update(&user_id, change, &now_rfc3339()).await {
+        Ok(_) => Ok(user_id),
+        Err(err) if err.is(model::Condition::UserGone) => Err(no_such_user()),
+        Err(err) => Err(store_error(err)),
+    }
 }

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule as S3CorsRule};
-use shared::{aws::AwsClients, config::StorageConfig};
+use platform::{aws::AwsClients, config::StorageConfig};
 
 use crate::template::{KeyElement, Template, TemplateError};
 
@@ -93,7 +93,7 @@ async fn create_email_identity(
         }
         Err(err) => Err(ProvisionError::EmailIdentity {
             identity: from.to_owned(),
-            message: shared::error::ErrorChain(&err).to_string(),
+            message: platform::error::ErrorChain(&err).to_string(),
         }),
     }
 }
@@ -151,7 +151,7 @@ async fn create_table(
         {
             return Ok(());
         }
-        Err(err) => return Err(fail(shared::error::ErrorChain(&err).to_string())),
+        Err(err) => return Err(fail(platform::error::ErrorChain(&err).to_string())),
     }
     if let Some(attribute) = &spec.ttl_attribute {
         client
@@ -166,7 +166,7 @@ async fn create_table(
             )
             .send()
             .await
-            .map_err(|err| fail(shared::error::ErrorChain(&err).to_string()))?;
+            .map_err(|err| fail(platform::error::ErrorChain(&err).to_string()))?;
     }
     Ok(())
 }
@@ -187,7 +187,7 @@ async fn create_bucket(
             if err.as_service_error().is_some_and(|e| {
                 e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
             }) => {}
-        Err(err) => return Err(fail(shared::error::ErrorChain(&err).to_string())),
+        Err(err) => return Err(fail(platform::error::ErrorChain(&err).to_string())),
     }
     if spec.cors_rules.is_empty() {
         return Ok(());
@@ -211,6 +211,6 @@ async fn create_bucket(
         .cors_configuration(cors.build().map_err(|e| fail(e.to_string()))?)
         .send()
         .await
-        .map_err(|err| fail(shared::error::ErrorChain(&err).to_string()))?;
+        .map_err(|err| fail(platform::error::ErrorChain(&err).to_string()))?;
     Ok(())
 }

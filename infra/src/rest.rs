@@ -29,13 +29,13 @@ use lambda_http::{
     lambda_runtime::{Context, LambdaEvent},
     request::LambdaRequest,
 };
-use serde_json::{Value, json};
-use shared::{
+use platform::{
     AppError,
     cors::CorsConfig,
     envelope::{self, RequestInfo},
     http::{HttpService, REQUEST_ID_HEADER, request_id_from},
 };
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::{

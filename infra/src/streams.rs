@@ -7,13 +7,15 @@
 //! which the records are dropped with an error in the log (the deployed
 //! stack sends them to its on-failure queue instead).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value, json};
+
+use crate::functions::StreamService;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_RETRIES: u32 = 3;
@@ -138,7 +140,7 @@ pub async fn shard_iterators(
 pub async fn start(
     sdk: &SdkConfig,
     table: &str,
-    worker: Arc<stream::StreamState>,
+    worker: StreamService,
 ) -> Result<tokio::task::JoinHandle<()>, PollerError> {
     let region = sdk
         .region()
@@ -157,7 +159,7 @@ async fn poll(
     stream_arn: String,
     region: String,
     mut iterators: Vec<String>,
-    worker: Arc<stream::StreamState>,
+    worker: StreamService,
 ) {
     loop {
         let mut next_iterators = Vec::with_capacity(iterators.len());
@@ -193,7 +195,7 @@ async fn poll(
 
 /// Invokes the worker with a batch, retrying from the first reported
 /// failure as Lambda does.
-async fn deliver(worker: &stream::StreamState, mut records: Vec<Value>) {
+async fn deliver(worker: &StreamService, mut records: Vec<Value>) {
     let mut attempts = 0;
     while !records.is_empty() {
         let event: Event = match serde_json::from_value(json!({"Records": records})) {
@@ -203,7 +205,19 @@ async fn deliver(worker: &stream::StreamState, mut records: Vec<Value>) {
                 return;
             }
         };
-        let response = Box::pin(stream::handle(worker, event)).await;
+        let response = match platform::lambda::invoke(worker, event).await {
+            Ok(response) => response,
+            Err(err) => {
+                // As Lambda would: a failed invocation retries the whole batch.
+                tracing::error!(error = %err, "stream worker failed; retrying the batch");
+                attempts += 1;
+                if attempts > MAX_RETRIES {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * attempts as u64)).await;
+                continue;
+            }
+        };
         let Some(failed) = response
             .batch_item_failures
             .first()
@@ -232,7 +246,7 @@ mod tests {
     #[test]
     fn attributes_become_dynamodb_json_that_lambda_events_reads() {
         let image = std::collections::HashMap::from([
-            ("pk".to_owned(), AttributeValue::S("USER#1".into())),
+            ("pk".to_owned(), AttributeValue::S("user-1".into())),
             ("read".to_owned(), AttributeValue::Bool(false)),
             ("n".to_owned(), AttributeValue::N("3".into())),
             (
@@ -257,7 +271,7 @@ mod tests {
         let image = &event.records[0].change.new_image;
         assert_eq!(
             image.get("pk"),
-            Some(&serde_dynamo::AttributeValue::S("USER#1".into()))
+            Some(&serde_dynamo::AttributeValue::S("user-1".into()))
         );
         assert!(event.records[0].change.old_image.is_empty());
     }

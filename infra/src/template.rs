@@ -483,7 +483,7 @@ mod tests {
             }
             assert_eq!(
                 headers[&Value::String("Access-Control-Expose-Headers".into())].as_str(),
-                Some(format!("'{}'", shared::cors::EXPOSED_HEADERS).as_str()),
+                Some(format!("'{}'", platform::cors::EXPOSED_HEADERS).as_str()),
                 "{kind:?} exposes other headers than the functions"
             );
         }
@@ -492,7 +492,7 @@ mod tests {
     #[test]
     fn gateway_responses_report_the_api_version() {
         let text = repo_template_text();
-        let expected = format!(r#""version":"{}""#, shared::envelope::API_VERSION);
+        let expected = format!(r#""version":"{}""#, platform::envelope::API_VERSION);
         let stale: Vec<&str> = text
             .lines()
             .filter(|l| l.contains(r#""version":"#) && !l.contains(&expected))

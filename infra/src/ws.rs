@@ -39,6 +39,8 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::functions::WebSocketService;
+
 /// API Gateway's cap on one message through the management API.
 const MAX_POST_BYTES: usize = 128 * 1024;
 /// Frames a local client may send; API Gateway caps frames at 32 KiB and
@@ -62,7 +64,7 @@ struct Connection {
 pub struct WsGateway {
     stage: String,
     routes: HashSet<String>,
-    function: Arc<websocket::WsState>,
+    function: WebSocketService,
     connections: Mutex<HashMap<String, Connection>>,
 }
 
@@ -70,12 +72,12 @@ impl WsGateway {
     pub fn new(
         stage: &str,
         routes: impl IntoIterator<Item = String>,
-        function: websocket::WsState,
+        function: WebSocketService,
     ) -> Arc<Self> {
         Arc::new(Self {
             stage: stage.to_owned(),
             routes: routes.into_iter().collect(),
-            function: Arc::new(function),
+            function,
             connections: Mutex::new(HashMap::new()),
         })
     }
@@ -107,7 +109,15 @@ impl WsGateway {
 
     async fn invoke(&self, event: Value) -> ApiGatewayProxyResponse {
         match serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event) {
-            Ok(request) => websocket::handle(&self.function, request).await,
+            Ok(request) => match platform::lambda::invoke(&self.function, request).await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::error!(error = %err, "websocket function failed");
+                    let mut response = ApiGatewayProxyResponse::default();
+                    response.status_code = 500;
+                    response
+                }
+            },
             Err(err) => {
                 tracing::error!(error = %err, "websocket event rejected by its own type");
                 let mut response = ApiGatewayProxyResponse::default();

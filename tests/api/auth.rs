@@ -1,4 +1,4 @@
-//! The Auth table of API.md, end to end through the local gateway with a
+//! Auth in docs/API.md, end to end through the local gateway with a
 //! real moto server behind it.
 
 use std::time::Duration;
@@ -293,13 +293,13 @@ async fn access_and_refresh_tokens_cannot_stand_in_for_each_other() {
     );
 }
 
-fn jwt_keys() -> shared::jwt::JwtKeys {
-    let config = shared::config::JwtConfig::from_source(&|name: &str| match name {
+fn jwt_keys() -> platform::jwt::JwtKeys {
+    let config = platform::config::JwtConfig::from_source(&|name: &str| match name {
         "JWT_SECRET" => Some("test-secret-that-is-at-least-32-bytes-long".to_owned()),
         _ => None,
     })
     .unwrap();
-    shared::jwt::JwtKeys::new(&config)
+    platform::jwt::JwtKeys::new(&config)
 }
 
 #[tokio::test]
@@ -308,20 +308,20 @@ async fn expired_tampered_and_unsigned_tokens_are_refused() {
     let session = app.signed_up_user().await;
     let keys = jwt_keys();
     let valid = keys
-        .verify(&session.access_token, shared::jwt::TokenType::Access)
+        .verify(&session.access_token, platform::jwt::TokenType::Access)
         .unwrap();
-    let now = shared::jwt::unix_now();
+    let now = platform::jwt::unix_now();
 
     let expired = keys
-        .sign(&shared::jwt::Claims {
+        .sign(&platform::jwt::Claims {
             iat: now - 7200,
             nbf: now - 7200,
             exp: now - 3600,
             ..valid.clone()
         })
         .unwrap();
-    let admin_claims = shared::jwt::Claims {
-        role: "admin".into(),
+    let admin_claims = platform::jwt::Claims {
+        role: model::domain::Role::Admin,
         ..valid.clone()
     };
     let mut parts: Vec<String> = session.access_token.split('.').map(str::to_owned).collect();
@@ -363,8 +363,7 @@ async fn set_status(app: &TestApp, user_id: &str, status: &str) {
     app.dynamodb
         .update_item()
         .table_name(&app.storage.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{user_id}")))
-        .key("sk", AttributeValue::S("PROFILE".into()))
+        .set_key(Some(model::users::UserItem::key(&user_id.parse().unwrap())))
         .update_expression("SET #s = :s")
         .expression_attribute_names("#s", "status")
         .expression_attribute_values(":s", AttributeValue::S(status.into()))
@@ -638,11 +637,11 @@ async fn only_hashes_are_stored() {
 async fn make_admin_promotes_a_registered_user() {
     let app = TestApp::spawn().await;
     let session = app.signed_up_user().await;
-    let table = shared::store::Table::new(app.dynamodb.clone(), app.storage.table_name.clone());
+    let table = model::Table::new(app.dynamodb.clone(), app.storage.table_name.clone());
     let promoted = infra::admin::promote(&table, &session.email.to_uppercase())
         .await
         .unwrap();
-    assert_eq!(promoted, session.id);
+    assert_eq!(promoted.to_string(), session.id);
     let profile = app
         .get_as("/api/v1/auth/profile", &session.access_token)
         .await;

@@ -1,5 +1,5 @@
 //! What every route shares at the edge: the default rate limit with its
-//! headers, and CORS (API.md sections 5 and 6), through the local gateway.
+//! headers, and CORS (docs/API.md §5 and §6), through the local gateway.
 
 use std::time::Duration;
 

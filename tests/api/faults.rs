@@ -125,7 +125,7 @@ async fn a_dead_store_is_a_quick_503_and_the_api_recovers_when_it_is_back() {
     // the same table and bucket names are provisioned again.
     moto = Moto::start_on(port);
     assert_eq!(moto.endpoint, app.endpoint);
-    let sdk = shared::aws::sdk_config_for_endpoint(&moto.endpoint, REGION).await;
+    let sdk = platform::aws::sdk_config_for_endpoint(&moto.endpoint, REGION).await;
     let template = Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
     provision(&sdk, &template, &app.storage, Some(EMAIL_FROM))
         .await

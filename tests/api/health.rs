@@ -9,7 +9,7 @@ async fn health_answers_in_the_envelope() {
     let response = app.get("/health").await;
     let body = assert_envelope(&response, 200, None);
     assert_eq!(body["data"]["status"], "ok");
-    assert_eq!(body["data"]["version"], shared::envelope::API_VERSION);
+    assert_eq!(body["data"]["version"], platform::envelope::API_VERSION);
     assert!(chrono_like(body["data"]["time"].as_str().unwrap()));
     assert_eq!(
         body["meta"]["path"], "/health",

@@ -1,6 +1,6 @@
 //! Hostile input through the local gateway (issue "API hardening"): broken
 //! and oversized bodies, wrong JSON types, hostile headers, query values
-//! and paths. Each case must get its 4xx envelope of API.md section 2, never
+//! and paths. Each case must get its 4xx envelope of docs/API.md §2, never
 //! a 500 or a bare body, and must leave the table exactly as it was.
 
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ async fn snapshot(app: &TestApp) -> Snapshot {
                 other => format!("{other:?}"),
             };
             let (pk, sk) = (key("pk"), key("sk"));
-            if !pk.starts_with("RATE#") {
+            if !pk.starts_with(&model::keys::rate_pk("")) {
                 items.insert(
                     format!("{pk} {sk}"),
                     item.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

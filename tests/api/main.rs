@@ -14,3 +14,4 @@ mod realtime;
 mod store;
 mod uploads;
 mod users;
+mod wiring;

@@ -1,4 +1,4 @@
-//! The Notifications table of API.md through the local gateway. Notifications
+//! Notifications in docs/API.md through the local gateway. Notifications
 //! are made the real way: another user comments on the recipient's post.
 
 use std::collections::HashSet;
@@ -390,8 +390,14 @@ async fn a_deleted_notification_is_gone() {
         .dynamodb
         .get_item()
         .table_name(&app.storage.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{}", alice.id)))
-        .key("sk", AttributeValue::S(format!("NOTIF#{}", all[0])))
+        .key(
+            "pk",
+            AttributeValue::S(model::keys::user_pk(&alice.id.parse().unwrap())),
+        )
+        .key(
+            "sk",
+            AttributeValue::S(model::keys::notification_sk(&all[0].parse().unwrap())),
+        )
         .consistent_read(true)
         .send()
         .await

@@ -26,7 +26,7 @@ async fn the_document_covers_exactly_the_routes_of_the_template() {
         "{}",
         doc["openapi"]
     );
-    assert_eq!(doc["info"]["version"], shared::envelope::API_VERSION);
+    assert_eq!(doc["info"]["version"], platform::envelope::API_VERSION);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
         "bearer"

@@ -1,4 +1,4 @@
-//! The Posts table of API.md through the local gateway: posts, comments,
+//! Posts in docs/API.md through the local gateway: posts, comments,
 //! ownership, optimistic versions, pagination and idempotency.
 
 use std::collections::HashSet;
@@ -436,8 +436,14 @@ async fn notifications_of(
         .query()
         .table_name(&app.storage.table_name)
         .key_condition_expression("pk = :pk AND begins_with(sk, :n)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{user_id}")))
-        .expression_attribute_values(":n", AttributeValue::S("NOTIF#".into()))
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(model::keys::user_pk(&user_id.parse().unwrap())),
+        )
+        .expression_attribute_values(
+            ":n",
+            AttributeValue::S(model::keys::NOTIFICATION_SK_PREFIX.into()),
+        )
         .send()
         .await
         .unwrap()

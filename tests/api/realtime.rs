@@ -1,4 +1,4 @@
-//! The WebSocket API (API.md section 7) and the stream worker end to end:
+//! The WebSocket API (docs/API.md §7) and the stream worker end to end:
 //! real WebSocket clients against the local gateway, the stream poller
 //! feeding the worker, moto behind everything.
 
@@ -335,7 +335,7 @@ async fn dashboard_counts_follow_connects_clean_closes_and_killed_clients() {
 #[tokio::test]
 async fn the_management_api_answers_410_for_unknown_connections() {
     let app = TestApp::spawn().await;
-    let sdk = shared::aws::sdk_config_for_endpoint(&app.endpoint, tests::REGION).await;
+    let sdk = platform::aws::sdk_config_for_endpoint(&app.endpoint, tests::REGION).await;
     let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
         .endpoint_url(format!("http://{}/local", app.ws_address))
         .build();
@@ -403,7 +403,10 @@ async fn deleting_a_post_removes_its_comments_through_the_stream() {
             .query()
             .table_name(&app.storage.table_name)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("POST#{post_id}")))
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(model::keys::post_pk(&post_id.parse().unwrap())),
+            )
             .send()
             .await
             .unwrap()

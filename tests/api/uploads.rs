@@ -1,4 +1,4 @@
-//! The Uploads table of API.md, end to end: the API through the local
+//! Uploads in docs/API.md, end to end: the API through the local
 //! gateway, and the bytes straight to the presigned URLs on the moto server.
 //!
 //! moto does not check presigned signatures, so what S3 itself would refuse
@@ -616,8 +616,11 @@ async fn an_expired_pending_upload_is_gone() {
     app.dynamodb
         .update_item()
         .table_name(&app.storage.table_name)
-        .key("pk", AttributeValue::S(format!("UPLOAD#{}", upload.id)))
-        .key("sk", AttributeValue::S("UPLOAD".into()))
+        .key(
+            "pk",
+            AttributeValue::S(model::keys::upload_pk(&upload.id.parse().unwrap())),
+        )
+        .key("sk", AttributeValue::S(model::keys::UPLOAD_SK.into()))
         .update_expression("SET #ttl = :past")
         .expression_attribute_names("#ttl", "ttl")
         .expression_attribute_values(

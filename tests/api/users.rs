@@ -1,4 +1,4 @@
-//! The Users table of API.md through the local gateway.
+//! Users in docs/API.md through the local gateway.
 
 use std::collections::HashSet;
 

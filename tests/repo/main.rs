@@ -126,3 +126,170 @@ fn deploys_go_dev_on_main_and_staging_then_prod_on_tags_with_oidc() {
         );
     }
 }
+
+/// Every file under `dir` (relative to the workspace root) ending in `.rs`.
+fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![std::path::PathBuf::from(format!(
+        "{}/../{dir}",
+        env!("CARGO_MANIFEST_DIR")
+    ))];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The quoted upper-case words ending in `#` in `text`: key prefixes.
+fn key_prefix_literals(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    for (start, _) in text.match_indices('"') {
+        let word: Vec<u8> = bytes[start + 1..]
+            .iter()
+            .copied()
+            .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
+            .collect();
+        if !word.is_empty() && bytes.get(start + 1 + word.len()) == Some(&b'#') {
+            found.push(format!("\"{}#", String::from_utf8(word).unwrap()));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_finder_of_key_prefixes_finds_them() {
+    assert_eq!(key_prefix_literals(r#"format!("USER#{id}")"#), ["\"USER#"]);
+    assert_eq!(
+        key_prefix_literals(r#""RATE_X#" "W#""#),
+        ["\"RATE_X#", "\"W#"]
+    );
+    assert!(key_prefix_literals(r##"r#"{"a":1}"# "User#" "#x""##).is_empty());
+}
+
+#[test]
+fn key_prefixes_are_spelled_only_by_the_data_model() {
+    let mut offenders = Vec::new();
+    for dir in ["functions", "infra", "tests", "shared/platform"] {
+        for path in rust_files(dir) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            // This file names prefixes only to test the finder.
+            if path.ends_with("tests/repo/main.rs") {
+                continue;
+            }
+            for literal in key_prefix_literals(&text) {
+                offenders.push(format!("{}: {literal}", path.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "key prefixes outside shared/model: {offenders:#?}"
+    );
+}
+
+#[test]
+fn every_lambda_main_is_thin() {
+    let mains: Vec<_> = rust_files("functions")
+        .into_iter()
+        .filter(|path| path.ends_with("src/main.rs"))
+        .collect();
+    assert_eq!(mains.len(), 8, "{mains:?}");
+    for path in mains {
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= 15, "{} has {lines} lines", path.display());
+    }
+}
+
+#[test]
+fn health_links_no_route_crate() {
+    let manifest = repo_file("functions/health/Cargo.toml");
+    let manifest: toml_like::Manifest = toml_like::parse(&manifest);
+    for route_crate in [
+        "auth",
+        "users",
+        "posts",
+        "uploads",
+        "notifications",
+        "websocket",
+        "stream",
+    ] {
+        assert!(
+            !manifest.dependencies.contains(route_crate),
+            "health depends on {route_crate}"
+        );
+    }
+}
+
+/// Just enough of a Cargo manifest: the names under `[dependencies]`.
+mod toml_like {
+    use std::collections::BTreeSet;
+
+    pub struct Manifest {
+        pub dependencies: BTreeSet<String>,
+    }
+
+    pub fn parse(text: &str) -> Manifest {
+        let mut section = "";
+        let mut dependencies = BTreeSet::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line;
+            } else if section == "[dependencies]"
+                && let Some((name, _)) = line.split_once('=')
+            {
+                dependencies.insert(name.trim().split('.').next().unwrap().to_owned());
+            }
+        }
+        Manifest { dependencies }
+    }
+}
+
+#[test]
+fn nothing_refers_outside_the_repository() {
+    let mut offenders = Vec::new();
+    for dir in [
+        "functions",
+        "infra",
+        "tests",
+        "shared",
+        "docs",
+        ".github",
+        ".ci",
+    ] {
+        let mut pending = vec![std::path::PathBuf::from(format!(
+            "{}/../{dir}",
+            env!("CARGO_MANIFEST_DIR")
+        ))];
+        while let Some(path) = pending.pop() {
+            if path.is_dir() {
+                if path.ends_with("node_modules") {
+                    continue;
+                }
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    pending.push(entry.unwrap().path());
+                }
+            } else if let Ok(text) = std::fs::read_to_string(&path)
+                && !path.ends_with("tests/repo/main.rs")
+                && text.contains(concat!("..", "/shared"))
+            {
+                offenders.push(path.display().to_string());
+            }
+        }
+    }
+    for file in ["README.md", "Makefile", "template.yaml", "Cargo.toml"] {
+        if repo_file(file).contains(concat!("..", "/shared")) {
+            offenders.push(file.to_owned());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "refer outside the repository: {offenders:?}"
+    );
+}

@@ -147,18 +147,24 @@ impl TestApp {
         panic!("moto data.json kept failing: {last_error}");
     }
 
-    /// Makes `email`'s user an admin, as `make admin` does.
+    /// Makes user `user_id` an admin through the store, as `make admin`
+    /// does (which looks the user up by email first).
     pub async fn promote_to_admin(&self, user_id: &str) {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        self.dynamodb
-            .update_item()
-            .table_name(&self.storage.table_name)
-            .key("pk", AttributeValue::S(format!("USER#{user_id}")))
-            .key("sk", AttributeValue::S("PROFILE".into()))
-            .update_expression("SET #role = :admin")
-            .expression_attribute_names("#role", "role")
-            .expression_attribute_values(":admin", AttributeValue::S("admin".into()))
-            .send()
+        use model::{
+            domain::Role,
+            users::{AdminChange, Users},
+        };
+        let table = model::Table::new(self.dynamodb.clone(), self.storage.table_name.clone());
+        let change = AdminChange {
+            role: Some(Role::Admin),
+            status: None,
+        };
+        table
+            .admin_update(
+                &user_id.parse().expect("a user id"),
+                change,
+                &model::clock::now_rfc3339(),
+            )
             .await
             .expect("promote");
     }

@@ -16,15 +16,15 @@ use std::{
 };
 
 use infra::{
-    functions::{self, FunctionsConfig},
+    functions,
     provision::provision,
     rest::{self, RestGateway},
     streams,
     template::Template,
     ws,
 };
+use platform::{config::StorageConfig, cors::CorsConfig};
 use serde_json::Value;
-use shared::config::StorageConfig;
 
 mod client;
 mod uploads;
@@ -211,22 +211,18 @@ impl TestApp {
             overrides.push(("WS_MANAGEMENT_ENDPOINT", &management));
         }
         let env = test_environment(&overrides);
-        let config = FunctionsConfig::from_source(&|name: &str| env.get(name).cloned())
-            .expect("test configuration");
-        let storage = config.storage.clone();
-        let sdk = shared::aws::sdk_config_for_endpoint(endpoint, REGION).await;
+        let source = |name: &str| env.get(name).cloned();
+        let storage = StorageConfig::from_source(&source).expect("test configuration");
+        let cors = CorsConfig::from_source(&source).expect("test configuration");
+        let sdk = platform::aws::sdk_config_for_endpoint(endpoint, REGION).await;
+        let built = functions::build(&source, &sdk).expect("test configuration");
         let template =
             Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
         provision(&sdk, &template, &storage, Some(EMAIL_FROM))
             .await
             .expect("provisioning");
-        let gateway = RestGateway::new(
-            &template,
-            functions::build(&sdk, &config),
-            rest::LOCAL_STAGE,
-            config.cors.clone(),
-        )
-        .expect("every routed function is built");
+        let gateway = RestGateway::new(&template, built.rest, rest::LOCAL_STAGE, cors)
+            .expect("every routed function is built");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -235,23 +231,19 @@ impl TestApp {
         let ws_gateway = ws::WsGateway::new(
             rest::LOCAL_STAGE,
             template.ws_routes.clone(),
-            functions::build_websocket(&sdk, &config),
+            built.websocket,
         );
         tokio::spawn(ws::serve(ws_listener, ws_gateway));
         let poller = if streams {
             Some(
-                streams::start(
-                    &sdk,
-                    &storage.table_name,
-                    std::sync::Arc::new(functions::build_stream(&sdk, &config)),
-                )
-                .await
-                .expect("stream poller"),
+                streams::start(&sdk, &storage.table_name, built.stream)
+                    .await
+                    .expect("stream poller"),
             )
         } else {
             None
         };
-        let clients = shared::aws::AwsClients::new(&sdk, &storage);
+        let clients = platform::aws::AwsClients::new(&sdk, &storage);
         TestApp {
             address,
             ws_address,

@@ -104,8 +104,11 @@ impl TestApp {
         self.dynamodb
             .get_item()
             .table_name(&self.storage.table_name)
-            .key("pk", AttributeValue::S(format!("UPLOAD#{id}")))
-            .key("sk", AttributeValue::S("UPLOAD".into()))
+            .key(
+                "pk",
+                AttributeValue::S(model::keys::upload_pk(&id.parse().expect("an upload id"))),
+            )
+            .key("sk", AttributeValue::S(model::keys::UPLOAD_SK.into()))
             .consistent_read(true)
             .send()
             .await

@@ -1,29 +1,31 @@
-//! Accounts and sessions (API.md section 3 and the Auth table): register,
-//! login, refresh with rotation, logout, profile, email verification and
-//! password reset.
+//! Accounts and sessions (docs/API.md §3 and Auth): register, login,
+//! refresh with rotation, logout, profile, email verification and password
+//! reset.
 //!
-//! Handlers live in `routes`; the DynamoDB writes specific to auth in
-//! `store`. Reading users and checking sessions is shared with every other
-//! function and lives in `shared`.
+//! Handlers live in `routes`; what is stored, and how, is `model`'s
+//! (`model::sessions::Accounts`, `model::users::Users`). What only auth
+//! needs lives here: password hashing and one-time token generation.
 
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use axum::{
     Router,
-    extract::FromRef,
     routing::{get, post},
 };
-use shared::{
-    auth::Authenticator,
-    config::{ConfigError, JwtConfig, ProcessEnv, Source},
+use model::Table;
+use platform::{
+    auth::ApiState,
+    config::{ConfigError, JwtConfig, Source, positive_secs_or},
     email::{EmailConfig, Mailer},
-    jwt::JwtKeys,
+    function::ApiFunction,
+    http::HttpService,
     ratelimit::{RateLimitConfig, RateLimiter},
-    store::Table,
 };
 
+mod password;
 mod routes;
-mod store;
+mod tokens;
 
 /// Everything the auth function is configured with.
 #[derive(Debug, Clone)]
@@ -38,37 +40,20 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        let secs = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            match source.get(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(Duration::from_secs(default)),
-                Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(value) if value > 0 => Ok(Duration::from_secs(value)),
-                    _ => Err(ConfigError::Invalid {
-                        name,
-                        reason: format!("expected a positive number of seconds (got {raw:?})"),
-                    }),
-                },
-            }
-        };
         Ok(Self {
             jwt: JwtConfig::from_source(source)?,
             email: EmailConfig::from_source(source)?,
             limits: RateLimitConfig::from_source(source)?,
-            verify_token_ttl: secs("VERIFY_TOKEN_TTL_SECS", 24 * 3600)?,
-            reset_token_ttl: secs("RESET_TOKEN_TTL_SECS", 3600)?,
+            verify_token_ttl: positive_secs_or(source, "VERIFY_TOKEN_TTL_SECS", 24 * 3600)?,
+            reset_token_ttl: positive_secs_or(source, "RESET_TOKEN_TTL_SECS", 3600)?,
         })
     }
 }
 
 /// What the auth routes need, built once per cold start.
 #[derive(Debug, Clone)]
-pub struct AuthState {
-    authenticator: Authenticator,
+pub struct Deps {
     table: Table,
     limiter: RateLimiter,
     mailer: Mailer,
@@ -77,27 +62,29 @@ pub struct AuthState {
     reset_token_ttl: Duration,
 }
 
-impl FromRef<AuthState> for Authenticator {
-    fn from_ref(state: &AuthState) -> Self {
-        state.authenticator.clone()
-    }
-}
+type AuthState = ApiState<Deps>;
 
-impl AuthState {
-    pub fn new(table: Table, ses: aws_sdk_sesv2::Client, config: &AuthConfig) -> Self {
-        Self {
-            authenticator: Authenticator::new(JwtKeys::new(&config.jwt), table.clone()),
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk`. Its `main`, the local gateway and the tests all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
+    let config = AuthConfig::from_source(source)?;
+    let function = ApiFunction::from_source(source, sdk)?;
+    let table = function.table.clone();
+    let state = ApiState::new(
+        function.authenticator.clone(),
+        Deps {
             limiter: RateLimiter::new(table.clone()),
-            mailer: Mailer::new(ses, config.email.clone()),
+            mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), config.email.clone()),
             table,
             limits: config.limits,
             verify_token_ttl: config.verify_token_ttl,
             reset_token_ttl: config.reset_token_ttl,
-        }
-    }
+        },
+    );
+    Ok(function.serve(router(state)))
 }
 
-pub fn router(state: AuthState) -> Router {
+fn router(state: AuthState) -> Router {
     Router::new()
         .route("/api/v1/auth/register", post(routes::register))
         .route("/api/v1/auth/login", post(routes::login))
@@ -115,10 +102,8 @@ pub fn router(state: AuthState) -> Router {
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use shared::{
-        openapi::{ApiBuilder, Data, Route},
-        users::UserResponse,
-    };
+    use model::users::UserResponse;
+    use platform::openapi::{ApiBuilder, Data, Route};
     use utoipa::openapi::HttpMethod::{Get, Post};
     let mut api = ApiBuilder::new();
     let auth_response = api.schema::<routes::AuthResponse>();

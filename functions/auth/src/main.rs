@@ -1,21 +1,10 @@
-//! The auth Lambda: telemetry, config, clients, run.
+//! The auth Lambda: telemetry, then the function `build` makes.
 
-use shared::{
-    aws,
-    config::StorageConfig,
-    http::{HttpOptions, http_service},
-    store::Table,
-    telemetry,
-};
+use platform::{aws, config::ProcessEnv, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let storage = StorageConfig::from_env()?;
-    let config = auth::AuthConfig::from_env()?;
     let sdk = aws::load_sdk_config().await;
-    let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), storage.table_name);
-    let options = HttpOptions::api_from_env(table.clone(), &config.jwt)?;
-    let state = auth::AuthState::new(table, aws_sdk_sesv2::Client::new(&sdk), &config);
-    lambda_http::run(http_service(auth::router(state), options)).await
+    lambda_http::run(auth::build(&ProcessEnv, &sdk)?).await
 }

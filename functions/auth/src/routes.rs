@@ -1,30 +1,36 @@
-//! The handlers of the Auth table of API.md, one per route.
+//! The handlers of Auth in docs/API.md, one per route.
 
 use axum::extract::State;
-use chrono::{SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
-use shared::{
+use model::{
+    Condition,
+    clock::{now_rfc3339, unix_now_ms},
+    domain::{Email, FieldErrors, Name, Password, SessionId, UserId, UserStatus, length},
+    sessions::{Accounts, SessionItem, SessionOrigin, TokenItem, TokenKind, hash_secret},
+    users::{UserItem, UserResponse, Users},
+};
+use platform::{
     ApiResponse, AppError, FieldCode, FieldError,
     auth::{AuthUser, ensure_active},
-    domain::{Email, FieldErrors, Id, Name, Password, Role, UserStatus, length},
     email::OutgoingEmail,
     extract::{Json, ParseBody},
     http::ClientInfo,
     jwt::TokenType,
-    password,
-    users::{self, SessionItem, USERS_INDEX_PK, UserItem, UserResponse, user_pk},
 };
 
-use crate::{
-    AuthState,
-    store::{self, TokenItem, TokenKind, hash_secret, new_token},
-};
+use serde::{Deserialize, Serialize};
+
+use crate::{AuthState, password, tokens::new_token};
 
 const INVALID_CREDENTIALS: &str = "Invalid email or password";
 const INVALID_TOKEN: &str = "Invalid or expired token";
 
-fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+/// A token whose user was deleted meanwhile is as good as no token.
+fn invalid_token_if_user_gone(err: model::StoreError) -> AppError {
+    if err.is(Condition::UserGone) {
+        AppError::BadRequest(INVALID_TOKEN.into())
+    } else {
+        err.into()
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,10 +57,10 @@ struct IssuedPair {
     refresh_expires_at: i64,
 }
 
-fn issue_pair(state: &AuthState, user: &UserItem, sid: &str) -> Result<IssuedPair, AppError> {
+fn issue_pair(state: &AuthState, user: &UserItem, sid: &SessionId) -> Result<IssuedPair, AppError> {
     let jwt = &state.authenticator.jwt;
-    let access = jwt.issue(&user.id, user.role.as_str(), sid, TokenType::Access)?;
-    let refresh = jwt.issue(&user.id, user.role.as_str(), sid, TokenType::Refresh)?;
+    let access = jwt.issue(&user.id, user.role, sid, TokenType::Access)?;
+    let refresh = jwt.issue(&user.id, user.role, sid, TokenType::Refresh)?;
     Ok(IssuedPair {
         refresh_hash: hash_secret(&refresh.token),
         refresh_expires_at: refresh.claims.exp as i64,
@@ -66,20 +72,22 @@ fn issue_pair(state: &AuthState, user: &UserItem, sid: &str) -> Result<IssuedPai
     })
 }
 
-fn new_session(user_id: &str, issued: &IssuedPair, sid: &str, client: &ClientInfo) -> SessionItem {
-    SessionItem {
-        pk: user_pk(user_id),
-        sk: users::session_sk(sid),
-        entity: "session".into(),
-        sid: sid.to_owned(),
-        user_id: user_id.to_owned(),
-        refresh_hash: issued.refresh_hash.clone(),
-        revoked: false,
-        created_at_ms: Utc::now().timestamp_millis(),
-        ttl: issued.refresh_expires_at,
-        ip: Some(client.ip.clone()),
-        user_agent: client.user_agent.clone(),
-    }
+fn new_session(
+    user_id: &UserId,
+    issued: &IssuedPair,
+    sid: SessionId,
+    client: &ClientInfo,
+) -> SessionItem {
+    SessionItem::new(
+        user_id,
+        sid,
+        issued.refresh_hash.clone(),
+        issued.refresh_expires_at,
+        SessionOrigin {
+            ip: Some(client.ip.clone()),
+            user_agent: client.user_agent.clone(),
+        },
+    )
 }
 
 fn auth_response(user: &UserItem, pair: TokenPair) -> AuthResponse {
@@ -140,30 +148,11 @@ pub async fn register(
     Json(body): Json<Register>,
 ) -> Result<ApiResponse<AuthResponse>, AppError> {
     let password_hash = password::hash(body.password.into_inner()).await?;
-    let id = Id::new().to_string();
-    let now = now_rfc3339();
-    let user = UserItem {
-        pk: user_pk(&id),
-        sk: users::PROFILE_SK.into(),
-        gsi1pk: USERS_INDEX_PK.into(),
-        gsi1sk: id.clone(),
-        entity: "user".into(),
-        id: id.clone(),
-        name: body.name.into_inner(),
-        email: body.email.as_str().to_owned(),
-        password_hash,
-        role: Role::User,
-        status: UserStatus::Active,
-        email_verified: false,
-        avatar_key: None,
-        last_login_at: None,
-        created_at: now.clone(),
-        updated_at: now,
-        sessions_valid_after: 0,
-    };
-    let sid = Id::new().to_string();
+    let id = UserId::new();
+    let user = UserItem::new(id, body.name, body.email, password_hash, now_rfc3339());
+    let sid = SessionId::new();
     let issued = issue_pair(&state, &user, &sid)?;
-    let session = new_session(&id, &issued, &sid, &client);
+    let session = new_session(&id, &issued, sid, &client);
     let verify_token = new_token();
     let token_item = TokenItem::new(
         &verify_token,
@@ -171,13 +160,13 @@ pub async fn register(
         &id,
         state.verify_token_ttl.as_secs(),
     );
-    store::register(&state.table, &user, &session, &token_item).await?;
+    state.table.register(&user, &session, &token_item).await?;
 
     let hours = state.verify_token_ttl.as_secs().div_ceil(3600);
     state
         .mailer
         .send_or_log(&OutgoingEmail {
-            to: user.email.clone(),
+            to: user.email.to_string(),
             subject: "Verify your email address".into(),
             text: format!(
                 "Hi {name},\n\nWelcome! Confirm your email address by opening this link:\n\n{url}/verify-email?token={verify_token}\n\nor by sending this token to POST /api/v1/auth/verify-email:\n\ntoken={verify_token}\n\nThe link works for {hours} hours.\n",
@@ -248,8 +237,8 @@ pub async fn login(
         .check(&failures_key, state.limits.login_failures_per_email)
         .await?;
 
-    let user = match users::user_id_by_email(&state.table, body.email.as_str()).await? {
-        Some(id) => users::get_user(&state.table, &id).await?,
+    let user = match state.table.user_id_by_email(&body.email).await? {
+        Some(id) => state.table.user(&id).await?,
         None => None,
     };
     let password_ok = password::verify_or_dummy(
@@ -269,11 +258,11 @@ pub async fn login(
     };
     ensure_active(&user)?;
 
-    let sid = Id::new().to_string();
+    let sid = SessionId::new();
     let issued = issue_pair(&state, &user, &sid)?;
-    let session = new_session(&user.id, &issued, &sid, &client);
+    let session = new_session(&user.id, &issued, sid, &client);
     let login_at = now_rfc3339();
-    store::start_session(&state.table, &session, &login_at).await?;
+    state.table.start_session(&session, &login_at).await?;
     let user = UserItem {
         last_login_at: Some(login_at),
         ..user
@@ -327,31 +316,29 @@ pub async fn refresh(
     if presented != session.refresh_hash {
         // A retired refresh token came back: someone holds a copy of it.
         // Kill the session so the copy and the legitimate one both stop.
-        store::revoke_session(&state.table, &user.id, &session.sid).await?;
+        state.table.revoke_session(&user.id, &session.sid).await?;
         tracing::warn!(userId = %user.id, sid = %session.sid, "refresh token reuse; session revoked");
         return Err(AppError::Unauthorized(
             "Refresh token was already used; the session has been revoked".into(),
         ));
     }
     let issued = issue_pair(&state, &user, &session.sid)?;
-    match store::rotate_refresh(
-        &state.table,
-        &user.id,
-        &session.sid,
-        &presented,
-        &issued.refresh_hash,
-        issued.refresh_expires_at,
-    )
-    .await
+    match state
+        .table
+        .rotate_refresh(
+            &session,
+            &presented,
+            &issued.refresh_hash,
+            issued.refresh_expires_at,
+        )
+        .await
     {
         Ok(()) => Ok(ApiResponse::ok("Token refreshed successfully", issued.pair)),
-        Err(AppError::Conflict(_)) => {
-            store::revoke_session(&state.table, &user.id, &session.sid).await?;
-            Err(AppError::Unauthorized(
-                "Refresh token was already used; the session has been revoked".into(),
-            ))
+        Err(err) if err.is(Condition::RefreshSuperseded) => {
+            state.table.revoke_session(&user.id, &session.sid).await?;
+            Err(err.into())
         }
-        Err(other) => Err(other),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -360,7 +347,10 @@ pub async fn logout(
     State(state): State<AuthState>,
     user: AuthUser,
 ) -> Result<ApiResponse<()>, AppError> {
-    store::revoke_session(&state.table, user.id(), &user.session_id).await?;
+    state
+        .table
+        .revoke_session(user.id(), &user.session_id)
+        .await?;
     Ok(ApiResponse::message("Logged out successfully"))
 }
 
@@ -398,10 +388,16 @@ pub async fn verify_email(
     State(state): State<AuthState>,
     Json(body): Json<OneTimeToken>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let token = store::consume_token(&state.table, &body.token, TokenKind::Verify)
+    let token = state
+        .table
+        .consume_token(&body.token, TokenKind::Verify)
         .await?
         .ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
-    store::mark_email_verified(&state.table, &token.user_id, &now_rfc3339()).await?;
+    state
+        .table
+        .mark_email_verified(&token.user_id, &now_rfc3339())
+        .await
+        .map_err(invalid_token_if_user_gone)?;
     Ok(ApiResponse::message("Email verified successfully"))
 }
 
@@ -441,29 +437,28 @@ pub async fn forgot_password(
             state.limits.forgot_password_per_ip,
         )
         .await?;
-    let user = match users::user_id_by_email(&state.table, body.email.as_str()).await? {
-        Some(id) => users::get_user(&state.table, &id).await?,
+    let user = match state.table.user_id_by_email(&body.email).await? {
+        Some(id) => state.table.user(&id).await?,
         None => None,
     };
     let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
         return Ok(ApiResponse::message(FORGOT_MESSAGE));
     };
     let token = new_token();
-    store::put_token(
-        &state.table,
-        &TokenItem::new(
+    state
+        .table
+        .put_token(&TokenItem::new(
             &token,
             TokenKind::Reset,
             &user.id,
             state.reset_token_ttl.as_secs(),
-        ),
-    )
-    .await?;
+        ))
+        .await?;
     let minutes = state.reset_token_ttl.as_secs().div_ceil(60);
     state
         .mailer
         .send_or_log(&OutgoingEmail {
-            to: user.email.clone(),
+            to: user.email.to_string(),
             subject: "Reset your password".into(),
             text: format!(
                 "Hi {name},\n\nSomeone asked to reset the password of this account. If it was you, open:\n\n{url}/reset-password?token={token}\n\nor send this token with your new password to POST /api/v1/auth/reset-password:\n\ntoken={token}\n\nThe link works once, for {minutes} minutes. If it was not you, ignore this email.\n",
@@ -509,19 +504,18 @@ pub async fn reset_password(
     State(state): State<AuthState>,
     Json(body): Json<Reset>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let token = store::consume_token(&state.table, &body.token, TokenKind::Reset)
+    let token = state
+        .table
+        .consume_token(&body.token, TokenKind::Reset)
         .await?
         .ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
     let password_hash = password::hash(body.password.into_inner()).await?;
-    let valid_after = Utc::now().timestamp_millis() + 1;
-    store::set_password(
-        &state.table,
-        &token.user_id,
-        &password_hash,
-        valid_after,
-        &now_rfc3339(),
-    )
-    .await?;
+    let valid_after = unix_now_ms() + 1;
+    state
+        .table
+        .set_password(&token.user_id, &password_hash, valid_after, &now_rfc3339())
+        .await
+        .map_err(invalid_token_if_user_gone)?;
     tracing::info!(userId = %token.user_id, "password reset; all sessions revoked");
     Ok(ApiResponse::message(
         "Password has been reset; please log in again",

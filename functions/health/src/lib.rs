@@ -1,5 +1,5 @@
-//! Liveness, readiness and the API's own description (API.md, Health
-//! table): `/health`, `/ready`, `/openapi.json` and `/docs`.
+//! Liveness, readiness and the API's own description (docs/API.md,
+//! Health): `/health`, `/ready`, `/openapi.json` and `/docs`.
 //!
 //! `/health` answers from memory and touches nothing, so it stays cheap for
 //! load balancers and uptime checks. `/ready` asks DynamoDB and S3, each with
@@ -7,6 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use aws_config::SdkConfig;
 use axum::{
     Router,
     extract::State,
@@ -14,37 +15,47 @@ use axum::{
     routing::get,
 };
 use chrono::{SecondsFormat, Utc};
-use serde::Serialize;
-use shared::{
+use model::Table;
+use platform::{
     ApiResponse, AppError,
     aws::AwsClients,
-    config::StorageConfig,
+    config::{ConfigError, Source, StorageConfig},
     envelope::API_VERSION,
-    store::{self, Table},
+    error::ErrorChain,
+    http::{HttpOptions, HttpService, http_service},
 };
+use serde::Serialize;
 
 /// How long one readiness check may take before it counts as down.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The REST API's OpenAPI document, generated from the route crates into
+/// this committed file (a test fails when it is stale), so that health
+/// links none of them.
+const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
 /// What the health routes need, built once per cold start.
 #[derive(Debug, Clone)]
-pub struct HealthState {
+struct HealthState {
     table: Table,
     s3: aws_sdk_s3::Client,
     bucket: Arc<str>,
 }
 
-impl HealthState {
-    pub fn new(clients: &AwsClients, storage: &StorageConfig) -> Self {
-        Self {
-            table: Table::new(clients.dynamodb.clone(), storage.table_name.clone()),
-            s3: clients.s3.clone(),
-            bucket: storage.bucket_name.as_str().into(),
-        }
-    }
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk`. Its `main`, the local gateway and the tests all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
+    let storage = StorageConfig::from_source(source)?;
+    let clients = AwsClients::new(sdk, &storage);
+    let state = HealthState {
+        table: Table::new(clients.dynamodb, storage.table_name.clone()),
+        s3: clients.s3,
+        bucket: storage.bucket_name.as_str().into(),
+    };
+    Ok(http_service(router(state), HttpOptions::public(source)?))
 }
 
-pub fn router(state: HealthState) -> Router {
+fn router(state: HealthState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -91,7 +102,7 @@ where
     match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
         Ok(Ok(())) => "ok",
         Ok(Err(err)) => {
-            tracing::warn!(check = name, error = %shared::error::ErrorChain(&err), "readiness check failed");
+            tracing::warn!(check = name, error = %ErrorChain(&err), "readiness check failed");
             "unavailable"
         }
         Err(_) => {
@@ -115,9 +126,10 @@ async fn ready(State(state): State<HealthState>) -> Response {
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| store::translate("s3", err))
+            .map_err(|err| AppError::from(model::error::translate("s3", err)))
     };
-    let (dynamodb, s3) = tokio::join!(check("dynamodb", state.table.ping()), check("s3", s3_probe));
+    let dynamodb_probe = async { state.table.ping().await.map_err(AppError::from) };
+    let (dynamodb, s3) = tokio::join!(check("dynamodb", dynamodb_probe), check("s3", s3_probe));
     let checks = Checks { dynamodb, s3 };
     let failing: Vec<&str> = [("dynamodb", dynamodb), ("s3", s3)]
         .into_iter()
@@ -143,10 +155,9 @@ async fn ready(State(state): State<HealthState>) -> Response {
     }))
 }
 
-/// The whole REST API's OpenAPI document: every function's routes merged,
-/// plus these. Built on first use, not at cold start, and kept.
+/// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use shared::openapi::{ApiBuilder, Data, Route};
+    use platform::openapi::{ApiBuilder, Data, Route};
     use utoipa::openapi::HttpMethod::Get;
     let mut api = ApiBuilder::new();
     let health = api.schema::<HealthData>();
@@ -171,26 +182,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             .public()
             .data(Data::Raw("text/html")),
     );
-    shared::openapi::merge([
-        api.build(),
-        auth::openapi(),
-        users::openapi(),
-        posts::openapi(),
-        uploads::openapi(),
-        notifications::openapi(),
-    ])
+    api.build()
 }
-
-static DOCUMENT: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| openapi().to_json().unwrap_or_else(|_| "{}".to_owned()));
 
 /// GET /openapi.json
 async fn openapi_json() -> Response {
-    (
-        [(http::header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
-    )
-        .into_response()
+    ([(http::header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()
 }
 
 /// The viewer loads from a CDN in the reader's browser; the function itself

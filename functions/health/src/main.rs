@@ -1,18 +1,10 @@
-//! The health Lambda: telemetry, config, clients, run.
+//! The health Lambda: telemetry, then the function `build` makes.
 
-use shared::{
-    aws,
-    config::StorageConfig,
-    http::{HttpOptions, http_service},
-    telemetry,
-};
+use platform::{aws, config::ProcessEnv, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let storage = StorageConfig::from_env()?;
-    let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
-    let options = HttpOptions::public_from_env()?;
-    let state = health::HealthState::new(&clients, &storage);
-    lambda_http::run(http_service(health::router(state), options)).await
+    let sdk = aws::load_sdk_config().await;
+    lambda_http::run(health::build(&ProcessEnv, &sdk)?).await
 }

@@ -1,4 +1,4 @@
-//! Notifications (API.md, Notifications table): the caller's own
+//! Notifications (docs/API.md, Notifications): the caller's own
 //! notifications, listed, counted, marked read and deleted.
 //!
 //! Notifications are created elsewhere (a comment notifies the post's
@@ -6,51 +6,53 @@
 //! Every key embeds the caller's id, so another user's notification is not
 //! hidden by a check but simply absent: a 404 like any unknown id.
 
+use aws_config::SdkConfig;
 use axum::{
     Router,
-    extract::{FromRef, Path, State},
+    extract::{Path, State},
     routing::{delete, get, patch, post},
 };
-use serde::Serialize;
-use shared::{
-    ApiResponse, AppError, Pagination,
-    auth::{AuthUser, Authenticator},
-    config::JwtConfig,
-    cursor::CursorCodec,
-    domain::Id,
-    jwt::JwtKeys,
-    notifications::{Notification, NotificationItem},
-    query::{PageRequest, QueryParams},
-    store::Table,
+use model::{
+    Table,
+    domain::{NotificationId, UserId},
+    notifications::{Notification, NotificationItem, Notifications},
 };
-
-mod store;
+use platform::{
+    ApiResponse, AppError, Pagination,
+    auth::{ApiState, AuthUser},
+    config::{ConfigError, Source},
+    cursor::CursorCodec,
+    extract::path_id,
+    function::ApiFunction,
+    http::HttpService,
+    query::{PageRequest, QueryParams},
+};
+use serde::Serialize;
 
 /// What the notifications routes need, built once per cold start.
 #[derive(Debug, Clone)]
-pub struct NotificationsState {
-    authenticator: Authenticator,
+pub struct Deps {
     table: Table,
     cursors: CursorCodec,
 }
 
-impl FromRef<NotificationsState> for Authenticator {
-    fn from_ref(state: &NotificationsState) -> Self {
-        state.authenticator.clone()
-    }
+type NotificationsState = ApiState<Deps>;
+
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk`. Its `main`, the local gateway and the tests all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
+    let function = ApiFunction::from_source(source, sdk)?;
+    let state = ApiState::new(
+        function.authenticator.clone(),
+        Deps {
+            cursors: function.cursors(),
+            table: function.table.clone(),
+        },
+    );
+    Ok(function.serve(router(state)))
 }
 
-impl NotificationsState {
-    pub fn new(table: Table, jwt: &JwtConfig) -> Self {
-        Self {
-            authenticator: Authenticator::new(JwtKeys::new(jwt), table.clone()),
-            cursors: CursorCodec::new(jwt.secret_bytes()),
-            table,
-        }
-    }
-}
-
-pub fn router(state: NotificationsState) -> Router {
+fn router(state: NotificationsState) -> Router {
     Router::new()
         .route("/api/v1/notifications", get(list_notifications))
         .route("/api/v1/notifications/unread-count", get(unread_count))
@@ -63,7 +65,7 @@ pub fn router(state: NotificationsState) -> Router {
 /// The cursor scope of a list. The recipient is part of it: a cursor holds
 /// their partition key, and one carried over to another user's list must
 /// be refused as a 400 rather than reach DynamoDB as an invalid start key.
-fn list_name(unread_only: bool, user_id: &str) -> String {
+fn list_name(unread_only: bool, user_id: &UserId) -> String {
     if unread_only {
         format!("notifications:unread:{user_id}")
     } else {
@@ -81,9 +83,9 @@ async fn list_notifications(
     let list = list_name(unread_only, me.id());
     let page = PageRequest::from_query(&query, &state.cursors, &list)?;
     let (items, last_key) = if unread_only {
-        store::list_unread(&state.table, me.id(), &page).await?
+        state.table.list_unread(me.id(), page.page()).await?
     } else {
-        store::list_all(&state.table, me.id(), &page).await?
+        state.table.list_notifications(me.id(), page.page()).await?
     };
     let next = state.cursors.encode(&list, last_key.as_ref())?;
     Ok(ApiResponse::page(
@@ -103,7 +105,7 @@ async fn unread_count(
     State(state): State<NotificationsState>,
     me: AuthUser,
 ) -> Result<ApiResponse<UnreadCount>, AppError> {
-    let count = store::count_unread(&state.table, me.id()).await?;
+    let count = state.table.count_unread(me.id()).await?;
     Ok(ApiResponse::ok(
         "Unread count retrieved successfully",
         UnreadCount { count },
@@ -116,8 +118,8 @@ async fn mark_read(
     me: AuthUser,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<Notification>, AppError> {
-    let id = Id::from_path(&id)?.to_string();
-    let item = store::mark_read(&state.table, me.id(), &id).await?;
+    let id: NotificationId = path_id(&id)?;
+    let item = state.table.mark_read(me.id(), &id).await?;
     Ok(ApiResponse::ok(
         "Notification marked as read",
         item.to_response(),
@@ -134,7 +136,7 @@ async fn read_all(
     State(state): State<NotificationsState>,
     me: AuthUser,
 ) -> Result<ApiResponse<ReadAll>, AppError> {
-    let updated = store::mark_all_read(&state.table, me.id()).await?;
+    let updated = state.table.mark_all_read(me.id()).await?;
     Ok(ApiResponse::ok(
         "All notifications marked as read",
         ReadAll { updated },
@@ -147,14 +149,14 @@ async fn delete_notification(
     me: AuthUser,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let id = Id::from_path(&id)?.to_string();
-    store::delete(&state.table, me.id(), &id).await?;
+    let id: NotificationId = path_id(&id)?;
+    state.table.delete_notification(me.id(), &id).await?;
     Ok(ApiResponse::message("Notification deleted"))
 }
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use shared::openapi::{ApiBuilder, Data, Query, Route};
+    use platform::openapi::{ApiBuilder, Data, Query, Route};
     use utoipa::openapi::HttpMethod::{Delete, Get, Patch, Post};
     let mut api = ApiBuilder::new();
     let notification = api.schema::<Notification>();

@@ -1,52 +1,57 @@
-//! Posts and comments (API.md, Posts table).
+//! Posts and comments (docs/API.md, Posts).
 //!
 //! The feed is spread over `FEED_SHARDS` partitions of `gsi1` so that no one
 //! key takes every new post; a page reads every shard in parallel and
 //! merges them. Listing by author uses `gsi2`, by tag the tag's reference
 //! items. Comments live in their post's partition, and a comment, its
-//! post's counter and the notification it causes are one transaction.
+//! post's counter and the notification it causes are one transaction. All
+//! of that is `model::posts`; here are the handlers and the
+//! `Idempotency-Key` handling, which only this function offers.
 
+use aws_config::SdkConfig;
 use axum::{
     Router,
-    extract::FromRef,
     routing::{delete, get},
 };
-use shared::{
-    auth::Authenticator, config::JwtConfig, cursor::CursorCodec, jwt::JwtKeys, store::Table,
+use model::Table;
+use platform::{
+    auth::ApiState,
+    config::{ConfigError, Source},
+    cursor::CursorCodec,
+    function::ApiFunction,
+    http::HttpService,
     uploads::Presigner,
 };
 
-pub mod model;
+mod idempotency;
 mod routes;
-mod store;
 
 /// What the posts routes need, built once per cold start.
 #[derive(Debug, Clone)]
-pub struct PostsState {
-    authenticator: Authenticator,
+pub struct Deps {
     table: Table,
     presigner: Presigner,
     cursors: CursorCodec,
 }
 
-impl FromRef<PostsState> for Authenticator {
-    fn from_ref(state: &PostsState) -> Self {
-        state.authenticator.clone()
-    }
+type PostsState = ApiState<Deps>;
+
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk`. Its `main`, the local gateway and the tests all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
+    let function = ApiFunction::from_source(source, sdk)?;
+    let state = ApiState::new(
+        function.authenticator.clone(),
+        Deps {
+            presigner: function.presigner(),
+            cursors: function.cursors(),
+            table: function.table.clone(),
+        },
+    );
+    Ok(function.serve(router(state)))
 }
 
-impl PostsState {
-    pub fn new(table: Table, presigner: Presigner, jwt: &JwtConfig) -> Self {
-        Self {
-            authenticator: Authenticator::new(JwtKeys::new(jwt), table.clone()),
-            cursors: CursorCodec::new(jwt.secret_bytes()),
-            table,
-            presigner,
-        }
-    }
-}
-
-pub fn router(state: PostsState) -> Router {
+fn router(state: PostsState) -> Router {
     Router::new()
         .route(
             "/api/v1/posts",
@@ -71,11 +76,11 @@ pub fn router(state: PostsState) -> Router {
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use shared::openapi::{ApiBuilder, Data, Query, Route};
+    use platform::openapi::{ApiBuilder, Data, Query, Route};
     use utoipa::openapi::HttpMethod::{Delete, Get, Patch, Post};
     let mut api = ApiBuilder::new();
-    let post = api.schema::<model::Post>();
-    let comment = api.schema::<model::Comment>();
+    let post = api.schema::<model::posts::Post>();
+    let comment = api.schema::<model::posts::Comment>();
     let create = api.schema::<routes::RawCreatePost>();
     let patch = api.schema::<routes::RawPatchPost>();
     let create_comment = api.schema::<routes::RawCreateComment>();

@@ -1,54 +1,40 @@
-//! The handlers of the Posts table of API.md, one per route.
+//! The handlers of Posts in docs/API.md, one per route.
 
 use std::collections::HashSet;
 
 use axum::extract::{Path, State};
-use chrono::{SecondsFormat, Utc};
 use http::HeaderMap;
-use serde::{Deserialize, Serialize};
-use shared::{
+use model::{
+    Condition,
+    clock::now_rfc3339,
+    domain::{
+        CommentBody, CommentId, FieldErrors, PostBody, PostId, Tag, Title, UploadId, UserId,
+        Version,
+    },
+    idempotency::IdempotencyItem,
+    notifications::{NotificationItem, NotificationType},
+    posts::{Comment, CommentExtras, CommentItem, Post, PostItem, Posts},
+    uploads::Purpose,
+    users::{PublicUser, UserItem, Users},
+};
+use platform::{
     ApiResponse, AppError, FieldCode, FieldError, Pagination,
     auth::{AuthUser, PendingAuth},
-    domain::{FieldErrors, Id, length, no_control_chars},
-    extract::{Json, ParseBody},
-    idempotency::{Idempotency, IdempotencyKey, Replay, request_hash},
-    notifications::{NotificationItem, NotificationType},
+    extract::{Json, ParseBody, path_id},
     query::{PageRequest, QueryParams},
-    store::to_item,
-    uploads::{self, Purpose},
-    users::{self, PublicUser, UserItem},
+    uploads::ready_upload,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     PostsState,
-    model::{Comment, CommentItem, Post, PostItem, comment_sk, post_pk},
-    store,
+    idempotency::{Idempotency, NextAction},
 };
-
-fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 pub const MAX_TAGS: usize = 10;
 
-/// A tag: 1–30 characters of `[a-z0-9-]`.
-pub fn parse_tag(field: &str, raw: &str) -> Result<String, FieldError> {
-    length(field, raw, 1, 30)?;
-    if !raw
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(FieldError::new(
-            field,
-            FieldCode::InvalidFormat,
-            "may contain only a-z, 0-9 and -",
-        ));
-    }
-    Ok(raw.to_owned())
-}
-
 /// Up to ten valid tags; repeats are dropped, order is kept.
-fn parse_tags(errors: &mut FieldErrors, raw: Option<Vec<String>>) -> Option<Vec<String>> {
+fn parse_tags(errors: &mut FieldErrors, raw: Option<Vec<String>>) -> Option<Vec<Tag>> {
     let raw = raw?;
     if raw.len() > MAX_TAGS {
         errors.push(FieldError::new(
@@ -62,7 +48,7 @@ fn parse_tags(errors: &mut FieldErrors, raw: Option<Vec<String>>) -> Option<Vec<
     let mut tags = Vec::with_capacity(raw.len());
     let mut ok = true;
     for (index, tag) in raw.iter().enumerate() {
-        match parse_tag(&format!("tags[{index}]"), tag) {
+        match Tag::parse(&format!("tags[{index}]"), tag) {
             Ok(tag) if seen.insert(tag.clone()) => tags.push(tag),
             Ok(_) => {}
             Err(err) => {
@@ -72,28 +58,6 @@ fn parse_tags(errors: &mut FieldErrors, raw: Option<Vec<String>>) -> Option<Vec<
         }
     }
     ok.then_some(tags)
-}
-
-fn title(field: &str, raw: String) -> Result<String, FieldError> {
-    let trimmed = raw.trim();
-    length(field, trimmed, 1, 200)?;
-    no_control_chars(field, trimmed)?;
-    Ok(trimmed.to_owned())
-}
-
-fn text(max: usize) -> impl Fn(&str, String) -> Result<String, FieldError> {
-    move |field, raw| {
-        if raw.trim().is_empty() {
-            return Err(FieldError::new(
-                field,
-                FieldCode::TooShort,
-                "must not be empty",
-            ));
-        }
-        length(field, &raw, 1, max)?;
-        no_control_chars(field, &raw)?;
-        Ok(raw)
-    }
 }
 
 async fn public_user(state: &PostsState, user: &UserItem) -> Result<PublicUser, AppError> {
@@ -107,27 +71,17 @@ async fn public_user(state: &PostsState, user: &UserItem) -> Result<PublicUser, 
 
 /// Renders posts with their authors: one batch read for every author.
 async fn render_posts(state: &PostsState, posts: Vec<PostItem>) -> Result<Vec<Post>, AppError> {
-    let author_ids: Vec<String> = posts.iter().map(|p| p.author_id.clone()).collect();
-    let authors = users::get_users(&state.table, &author_ids).await?;
+    let author_ids: Vec<UserId> = posts.iter().map(|p| p.author_id).collect();
+    let authors = state.table.users(&author_ids).await?;
     let mut rendered = Vec::with_capacity(posts.len());
     for post in posts {
         let author = match authors.get(&post.author_id) {
             Some(user) => public_user(state, user).await?,
-            None => missing_user(&post.author_id),
+            None => PublicUser::deleted(&post.author_id),
         };
         rendered.push(render_post(state, post, author).await?);
     }
     Ok(rendered)
-}
-
-/// An author whose item is gone; their content still shows.
-fn missing_user(id: &str) -> PublicUser {
-    PublicUser {
-        id: id.to_owned(),
-        name: "Deleted user".into(),
-        avatar_url: None,
-        created_at: String::new(),
-    }
 }
 
 async fn render_post(
@@ -140,14 +94,14 @@ async fn render_post(
             .presigner
             .maybe_download_url(post.image_key.as_deref())
             .await?,
-        id: post.id,
-        author_id: post.author_id,
+        id: post.id.to_string(),
+        author_id: post.author_id.to_string(),
         author,
-        title: post.title,
-        body: post.body,
-        tags: post.tags,
+        title: post.title.into_inner(),
+        body: post.body.into_inner(),
+        tags: post.tags.into_iter().map(Tag::into_inner).collect(),
         comment_count: post.comment_count,
-        version: post.version,
+        version: post.version.get(),
         created_at: post.created_at,
         updated_at: post.updated_at,
     })
@@ -157,13 +111,13 @@ async fn render_comments(
     state: &PostsState,
     comments: Vec<CommentItem>,
 ) -> Result<Vec<Comment>, AppError> {
-    let author_ids: Vec<String> = comments.iter().map(|c| c.author_id.clone()).collect();
-    let authors = users::get_users(&state.table, &author_ids).await?;
+    let author_ids: Vec<UserId> = comments.iter().map(|c| c.author_id).collect();
+    let authors = state.table.users(&author_ids).await?;
     let mut rendered = Vec::with_capacity(comments.len());
     for comment in comments {
         let author = match authors.get(&comment.author_id) {
             Some(user) => public_user(state, user).await?,
-            None => missing_user(&comment.author_id),
+            None => PublicUser::deleted(&comment.author_id),
         };
         rendered.push(render_comment(comment, author));
     }
@@ -172,54 +126,36 @@ async fn render_comments(
 
 fn render_comment(comment: CommentItem, author: PublicUser) -> Comment {
     Comment {
-        id: comment.id,
-        post_id: comment.post_id,
-        author_id: comment.author_id,
+        id: comment.id.to_string(),
+        post_id: comment.post_id.to_string(),
+        author_id: comment.author_id.to_string(),
         author,
-        body: comment.body,
+        body: comment.body.into_inner(),
         created_at: comment.created_at,
     }
 }
 
-async fn existing_post(state: &PostsState, id: &str) -> Result<PostItem, AppError> {
-    let id = Id::from_path(id)?;
-    store::get_post(&state.table, &id.to_string())
+async fn existing_post(state: &PostsState, id: &PostId) -> Result<PostItem, AppError> {
+    state
+        .table
+        .post(id)
         .await?
-        .ok_or_else(|| AppError::NotFound("Post not found".into()))
+        .ok_or_else(|| Condition::PostGone.into())
 }
 
-/// Reads the `Idempotency-Key` of a creating request, if any.
-fn idempotency_for<T: Serialize>(
-    headers: &HeaderMap,
-    me: &AuthUser,
-    scope: &str,
-    request: &T,
-) -> Result<Option<Idempotency>, AppError> {
-    IdempotencyKey::from_headers(headers)?
-        .map(|key| {
-            Ok(Idempotency::new(
-                me.id(),
-                scope,
-                &key,
-                request_hash(request)?,
-            ))
-        })
-        .transpose()
-}
-
-/// After a transaction failed on a condition: if it was the idempotency
-/// record, a concurrent request with the same key won; answer as it did.
-async fn replay_after_conflict(
+/// After a creating transaction lost to a concurrent request with the
+/// same key (`Condition::Replayed`): answer as that request did.
+async fn replay_after_race(
     state: &PostsState,
     idempotency: Option<&Idempotency>,
-    err: AppError,
+    err: model::StoreError,
 ) -> Result<serde_json::Value, AppError> {
-    if let (AppError::Conflict(_), Some(idempotency)) = (&err, idempotency)
-        && let Replay::Replay(data) = idempotency.check(&state.table).await?
+    if let (true, Some(idempotency)) = (err.is(Condition::Replayed), idempotency)
+        && let NextAction::Replay(data) = idempotency.next_action(&state.table).await?
     {
         return Ok(data);
     }
-    Err(err)
+    Err(err.into())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -235,31 +171,29 @@ pub struct RawCreatePost {
     image_upload_id: Option<String>,
 }
 
+/// What is hashed for `Idempotency-Key`: the parsed request.
 #[derive(Debug, Serialize)]
 pub struct CreatePost {
-    title: String,
-    body: String,
-    tags: Vec<String>,
-    #[serde(skip)]
-    image_upload_id: Option<Id>,
-    image: Option<String>,
+    title: Title,
+    body: PostBody,
+    tags: Vec<Tag>,
+    image: Option<UploadId>,
 }
 
 impl ParseBody for CreatePost {
     type Raw = RawCreatePost;
     fn parse(raw: RawCreatePost) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::new();
-        let title = errors.required("title", raw.title, title);
-        let body = errors.required("body", raw.body, text(20_000));
+        let title = errors.required("title", raw.title, Title::parse);
+        let body = errors.required("body", raw.body, PostBody::parse);
         let tags = parse_tags(&mut errors, raw.tags.or_else(|| Some(Vec::new())));
-        let image = errors.optional("imageUploadId", raw.image_upload_id, Id::parse);
+        let image = errors.optional("imageUploadId", raw.image_upload_id, UploadId::parse);
         let parsed = match (title, body, tags, image) {
-            (Some(title), Some(body), Some(tags), Some(image_upload_id)) => Some(CreatePost {
+            (Some(title), Some(body), Some(tags), Some(image)) => Some(CreatePost {
                 title,
                 body,
                 tags,
-                image: image_upload_id.map(|id| id.to_string()),
-                image_upload_id,
+                image,
             }),
             _ => None,
         };
@@ -275,15 +209,15 @@ pub async fn create_post(
     Json(body): Json<CreatePost>,
 ) -> Result<ApiResponse<serde_json::Value>, AppError> {
     const CREATED: &str = "Post created successfully";
-    let idempotency = idempotency_for(&headers, &me, "create-post", &body)?;
+    let idempotency = Idempotency::of_request(&headers, me.id(), "create-post", &body)?;
     if let Some(idempotency) = &idempotency
-        && let Replay::Replay(data) = idempotency.check(&state.table).await?
+        && let NextAction::Replay(data) = idempotency.next_action(&state.table).await?
     {
         return Ok(ApiResponse::created(CREATED, data));
     }
-    let image_key = match body.image_upload_id {
+    let image_key = match &body.image {
         Some(id) => Some(
-            uploads::ready_upload(
+            ready_upload(
                 &state.table,
                 "imageUploadId",
                 id,
@@ -296,8 +230,8 @@ pub async fn create_post(
         None => None,
     };
     let post = PostItem::new(
-        Id::new().to_string(),
-        me.id().to_owned(),
+        PostId::new(),
+        *me.id(),
         body.title,
         body.body,
         body.tags,
@@ -306,18 +240,15 @@ pub async fn create_post(
     );
     let author = public_user(&state, &me.user).await?;
     let response = render_post(&state, post.clone(), author).await?;
-    let record = idempotency
+    let record: Option<IdempotencyItem> = idempotency
         .as_ref()
-        .map(|i| i.record(&state.table, &response))
+        .map(|i| i.record(&response))
         .transpose()?;
-    match store::create_post(&state.table, &post, record).await {
-        Ok(()) => {}
-        Err(err) => {
-            return Ok(ApiResponse::created(
-                CREATED,
-                replay_after_conflict(&state, idempotency.as_ref(), err).await?,
-            ));
-        }
+    if let Err(err) = state.table.create_post(&post, record.as_ref()).await {
+        return Ok(ApiResponse::created(
+            CREATED,
+            replay_after_race(&state, idempotency.as_ref(), err).await?,
+        ));
     }
     let data = serde_json::to_value(response)
         .map_err(|err| AppError::internal("rendering a post", err))?;
@@ -333,16 +264,15 @@ pub async fn list_posts(
     let author = query
         .get("authorId")
         .map(|raw| {
-            Id::parse("authorId", raw.to_owned()).map_err(|_| {
+            UserId::parse("authorId", raw.to_owned()).map_err(|_| {
                 AppError::BadRequest("Query parameter authorId must be a user id".into())
             })
         })
-        .transpose()?
-        .map(|id| id.to_string());
+        .transpose()?;
     let tag = query
         .get("tag")
         .map(|raw| {
-            parse_tag("tag", raw).map_err(|_| {
+            Tag::parse("tag", raw).map_err(|_| {
                 AppError::BadRequest(
                     "Query parameter tag must be 1-30 characters of a-z, 0-9 and -".into(),
                 )
@@ -358,10 +288,13 @@ pub async fn list_posts(
     let page = PageRequest::from_query(&query, &state.cursors, &list)?;
     let (posts, last_key) = match (&tag, &author) {
         (Some(tag), author) => {
-            store::list_by_tag(&state.table, tag, author.as_deref(), &page).await?
+            state
+                .table
+                .posts_by_tag(tag, author.as_ref(), page.page())
+                .await?
         }
-        (None, Some(author)) => store::list_by_author(&state.table, author, &page).await?,
-        (None, None) => store::list_feed(&state.table, &page).await?,
+        (None, Some(author)) => state.table.posts_by_author(author, page.page()).await?,
+        (None, None) => state.table.feed(page.page()).await?,
     };
     let next = state.cursors.encode(&list, last_key.as_ref())?;
     let posts = render_posts(&state, posts).await?;
@@ -378,11 +311,15 @@ pub async fn get_post(
     auth: PendingAuth,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<Post>, AppError> {
-    let (_me, post) = auth.alongside(existing_post(&state, &id)).await?;
+    let read = async {
+        let id: PostId = path_id(&id)?;
+        existing_post(&state, &id).await
+    };
+    let (_me, post) = auth.alongside(read).await?;
     let mut rendered = render_posts(&state, vec![post]).await?;
     let post = rendered
         .pop()
-        .ok_or_else(|| AppError::NotFound("Post not found".into()))?;
+        .ok_or_else(|| AppError::from(Condition::PostGone))?;
     Ok(ApiResponse::ok("Post retrieved successfully", post))
 }
 
@@ -401,18 +338,18 @@ pub struct RawPatchPost {
 }
 
 pub struct PatchPost {
-    title: Option<String>,
-    body: Option<String>,
-    tags: Option<Vec<String>>,
-    version: i64,
+    title: Option<Title>,
+    body: Option<PostBody>,
+    tags: Option<Vec<Tag>>,
+    version: Version,
 }
 
 impl ParseBody for PatchPost {
     type Raw = RawPatchPost;
     fn parse(raw: RawPatchPost) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::new();
-        let title = errors.optional("title", raw.title, title);
-        let body = errors.optional("body", raw.body, text(20_000));
+        let title = errors.optional("title", raw.title, Title::parse);
+        let body = errors.optional("body", raw.body, PostBody::parse);
         let tags = match raw.tags {
             Some(tags) => parse_tags(&mut errors, Some(tags)).map(Some),
             None => Some(None),
@@ -426,15 +363,7 @@ impl ParseBody for PatchPost {
                 ));
                 None
             }
-            Some(v) if v < 1 => {
-                errors.push(FieldError::new(
-                    "version",
-                    FieldCode::OutOfRange,
-                    "must be at least 1",
-                ));
-                None
-            }
-            Some(v) => Some(v),
+            Some(raw) => errors.check(Version::parse("version", raw)),
         };
         let parsed = match (title, body, tags, version) {
             (Some(title), Some(body), Some(tags), Some(version)) => Some(PatchPost {
@@ -456,8 +385,8 @@ pub async fn patch_post(
     Path(id): Path<String>,
     Json(body): Json<PatchPost>,
 ) -> Result<ApiResponse<Post>, AppError> {
-    let old = existing_post(&state, &id).await?;
-    if old.author_id != me.id() {
+    let old = existing_post(&state, &path_id(&id)?).await?;
+    if old.author_id != *me.id() {
         return Err(AppError::Forbidden(
             "Only the author can edit a post".into(),
         ));
@@ -472,11 +401,11 @@ pub async fn patch_post(
         title: body.title.unwrap_or_else(|| old.title.clone()),
         body: body.body.unwrap_or_else(|| old.body.clone()),
         tags: body.tags.unwrap_or_else(|| old.tags.clone()),
-        version: old.version + 1,
+        version: old.version.next(),
         updated_at: now_rfc3339(),
         ..old.clone()
     };
-    store::update_post(&state.table, &old, &new, body.version).await?;
+    state.table.update_post(&old, &new).await?;
     let author = public_user(&state, &me.user).await?;
     Ok(ApiResponse::ok(
         "Post updated successfully",
@@ -490,13 +419,13 @@ pub async fn delete_post(
     me: AuthUser,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let post = existing_post(&state, &id).await?;
-    if post.author_id != me.id() && !me.is_admin() {
+    let post = existing_post(&state, &path_id(&id)?).await?;
+    if post.author_id != *me.id() && !me.is_admin() {
         return Err(AppError::Forbidden(
             "Only the author or an admin can delete a post".into(),
         ));
     }
-    store::delete_post(&state.table, &post).await?;
+    state.table.delete_post(&post).await?;
     Ok(ApiResponse::message("Post deleted successfully"))
 }
 
@@ -508,16 +437,17 @@ pub struct RawCreateComment {
     body: Option<String>,
 }
 
+/// What is hashed for `Idempotency-Key`: the parsed request.
 #[derive(Debug, Serialize)]
 pub struct CreateComment {
-    body: String,
+    body: CommentBody,
 }
 
 impl ParseBody for CreateComment {
     type Raw = RawCreateComment;
     fn parse(raw: RawCreateComment) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::new();
-        let body = errors.required("body", raw.body, text(5_000));
+        let body = errors.required("body", raw.body, CommentBody::parse);
         errors.finish(body.map(|body| CreateComment { body }))
     }
 }
@@ -531,41 +461,31 @@ pub async fn create_comment(
     Json(body): Json<CreateComment>,
 ) -> Result<ApiResponse<serde_json::Value>, AppError> {
     const CREATED: &str = "Comment created successfully";
-    let post_id = Id::from_path(&id)?.to_string();
-    let idempotency = idempotency_for(&headers, &me, &format!("comment:{post_id}"), &body)?;
+    let post_id: PostId = path_id(&id)?;
+    let scope = format!("comment:{post_id}");
+    let idempotency = Idempotency::of_request(&headers, me.id(), &scope, &body)?;
     if let Some(idempotency) = &idempotency
-        && let Replay::Replay(data) = idempotency.check(&state.table).await?
+        && let NextAction::Replay(data) = idempotency.next_action(&state.table).await?
     {
         return Ok(ApiResponse::created(CREATED, data));
     }
     let post = existing_post(&state, &post_id).await?;
     let now = now_rfc3339();
-    let comment_id = Id::new().to_string();
-    let comment = CommentItem {
-        pk: post_pk(&post.id),
-        sk: comment_sk(&comment_id),
-        entity: "comment".into(),
-        id: comment_id.clone(),
-        post_id: post.id.clone(),
-        author_id: me.id().to_owned(),
-        body: body.body,
-        created_at: now.clone(),
-    };
+    let comment = CommentItem::new(&post.id, me.id(), body.body, now.clone());
     let response = render_comment(comment.clone(), public_user(&state, &me.user).await?);
-    let mut extra = Vec::new();
-    if post.author_id != me.id() {
-        let notification = comment_notification(&post, &comment, &me.user, now);
-        extra.push(store::put(&state.table, to_item(&notification)?, None)?);
-    }
-    if let Some(idempotency) = &idempotency {
-        extra.push(idempotency.record(&state.table, &response)?);
-    }
-    if let Err(err) = store::add_comment(&state.table, &comment, extra).await {
-        return match replay_after_conflict(&state, idempotency.as_ref(), err).await {
-            Ok(data) => Ok(ApiResponse::created(CREATED, data)),
-            Err(AppError::Conflict(_)) => Err(AppError::NotFound("Post not found".into())),
-            Err(other) => Err(other),
-        };
+    let notification =
+        (post.author_id != *me.id()).then(|| comment_notification(&post, &comment, &me.user, now));
+    let record = idempotency
+        .as_ref()
+        .map(|i| i.record(&response))
+        .transpose()?;
+    let extras = CommentExtras {
+        notification: notification.as_ref(),
+        record: record.as_ref(),
+    };
+    if let Err(err) = state.table.add_comment(&comment, extras).await {
+        let data = replay_after_race(&state, idempotency.as_ref(), err).await?;
+        return Ok(ApiResponse::created(CREATED, data));
     }
     let data = serde_json::to_value(response)
         .map_err(|err| AppError::internal("rendering a comment", err))?;
@@ -578,12 +498,12 @@ fn comment_notification(
     commenter: &UserItem,
     now: String,
 ) -> NotificationItem {
-    let excerpt: String = comment.body.chars().take(140).collect();
+    let excerpt: String = comment.body.as_str().chars().take(140).collect();
     let mut data = serde_json::Map::new();
-    data.insert("postId".into(), post.id.clone().into());
-    data.insert("commentId".into(), comment.id.clone().into());
-    data.insert("actorId".into(), commenter.id.clone().into());
-    data.insert("actorName".into(), commenter.name.clone().into());
+    data.insert("postId".into(), post.id.to_string().into());
+    data.insert("commentId".into(), comment.id.to_string().into());
+    data.insert("actorId".into(), commenter.id.to_string().into());
+    data.insert("actorName".into(), commenter.name.to_string().into());
     NotificationItem::new(
         &post.author_id,
         NotificationType::Comment,
@@ -604,10 +524,14 @@ pub async fn list_comments(
     Path(id): Path<String>,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<Comment>>, AppError> {
-    let (_me, post) = auth.alongside(existing_post(&state, &id)).await?;
+    let read = async {
+        let id: PostId = path_id(&id)?;
+        existing_post(&state, &id).await
+    };
+    let (_me, post) = auth.alongside(read).await?;
     let list = format!("comments:{}", post.id);
     let page = PageRequest::from_query(&query, &state.cursors, &list)?;
-    let (comments, last_key) = store::list_comments(&state.table, &post.id, &page).await?;
+    let (comments, last_key) = state.table.comments(&post.id, page.page()).await?;
     let next = state.cursors.encode(&list, last_key.as_ref())?;
     let comments = render_comments(&state, comments).await?;
     Ok(ApiResponse::page(
@@ -623,18 +547,18 @@ pub async fn delete_comment(
     me: AuthUser,
     Path((id, comment_id)): Path<(String, String)>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let post_id = Id::from_path(&id)?.to_string();
-    let comment_id = Id::from_path(&comment_id)?.to_string();
-    let (post, comment) = store::get_post_and_comment(&state.table, &post_id, &comment_id).await?;
+    let post_id: PostId = path_id(&id)?;
+    let comment_id: CommentId = path_id(&comment_id)?;
+    let (post, comment) = state.table.post_and_comment(&post_id, &comment_id).await?;
     let (Some(post), Some(comment)) = (post, comment) else {
-        return Err(AppError::NotFound("Comment not found".into()));
+        return Err(Condition::CommentGone.into());
     };
-    if comment.author_id != me.id() && post.author_id != me.id() && !me.is_admin() {
+    if comment.author_id != *me.id() && post.author_id != *me.id() && !me.is_admin() {
         return Err(AppError::Forbidden(
             "Only the comment's author, the post's author or an admin can delete a comment".into(),
         ));
     }
-    store::delete_comment(&state.table, &post_id, &comment_id).await?;
+    state.table.delete_comment(&post_id, &comment_id).await?;
     Ok(ApiResponse::message("Comment deleted successfully"))
 }
 
@@ -649,6 +573,8 @@ mod tests {
             &mut errors,
             Some(vec!["rust".into(), "web-dev".into(), "rust".into()]),
         );
+        let tags: Option<Vec<String>> =
+            tags.map(|tags| tags.into_iter().map(Tag::into_inner).collect());
         assert_eq!(tags, Some(vec!["rust".to_owned(), "web-dev".to_owned()]));
         for bad in ["", "Rust", "with space", "ü", &"x".repeat(31), "a_b"] {
             let mut errors = FieldErrors::new();

@@ -1,5 +1,6 @@
-//! The DynamoDB Streams worker (API.md sections 7 and 8). For each change of
-//! the table it cares about:
+//! The DynamoDB Streams worker (docs/API.md §7 and §8). For each change of
+//! the table it cares about (`Entity::STREAMED_INSERTS` and
+//! `Entity::STREAMED_REMOVES`, which the template's filters let through):
 //! - a new notification: pushed to every live connection of its recipient,
 //!   and for a `comment` to a verified address, emailed;
 //! - a presence change: fresh `dashboard.stats` to every subscriber (once
@@ -13,72 +14,111 @@
 //! goes to the on-failure queue, so a poison record never blocks the shard.
 //! Delivery is at least once: a retried notification may be pushed twice.
 
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
 use aws_lambda_events::{
     dynamodb::{Event, EventRecord},
     streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse},
 };
-use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::json;
-use shared::{
-    AppError,
-    domain::UserStatus,
-    email::{Mailer, OutgoingEmail},
-    error::ErrorChain,
+use model::{
+    Table,
+    connections::Connections,
+    domain::{PostId, UserStatus},
+    keys::{ENTITY, Entity},
     notifications::{NotificationItem, NotificationType},
-    realtime::Realtime,
-    store::{self, Item, Table, delete_request},
-    users,
+    posts::Posts,
+    users::Users,
 };
+use platform::{
+    AppError,
+    config::{ConfigError, Source, StorageConfig},
+    email::{EmailConfig, Mailer, OutgoingEmail},
+    error::ErrorChain,
+    lambda::{EventService, event_service},
+    realtime::{OutgoingFrame, Realtime, RealtimeConfig},
+};
+use serde_dynamo::AttributeValue;
 use tracing::Instrument;
 
 /// What the worker needs, built once per cold start.
-#[derive(Debug, Clone)]
-pub struct StreamState {
-    pub table: Table,
-    pub realtime: Realtime,
-    pub mailer: Mailer,
+#[derive(Debug)]
+struct StreamState {
+    table: Table,
+    realtime: Realtime,
+    mailer: Mailer,
 }
 
-fn entity(image: &serde_dynamo::Item) -> Option<&str> {
-    match image.get("entity") {
-        Some(serde_dynamo::AttributeValue::S(entity)) => Some(entity.as_str()),
+/// The worker, ready to serve: configuration from `source`, clients from
+/// `sdk`. Its `main`, the local stream poller and the tests all build it
+/// here.
+pub fn build(
+    source: &dyn Source,
+    sdk: &SdkConfig,
+) -> Result<EventService<Event, DynamoDbEventResponse>, ConfigError> {
+    let storage = StorageConfig::from_source(source)?;
+    let email = EmailConfig::from_source(source)?;
+    let realtime = RealtimeConfig::from_source(source)?;
+    let table = Table::new(aws_sdk_dynamodb::Client::new(sdk), storage.table_name);
+    let state = Arc::new(StreamState {
+        realtime: Realtime::new(table.clone(), realtime.client(sdk)),
+        mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), email),
+        table,
+    });
+    Ok(event_service(move |event| {
+        let state = Arc::clone(&state);
+        // Boxed: the handler's future is deep enough to hit the compiler's
+        // type-layout recursion limit when nested inside the runtime's.
+        async move { Box::pin(handle(&state, event)).await }
+    }))
+}
+
+/// The kind of item an image is, if it names a known one.
+fn entity(image: &serde_dynamo::Item) -> Option<Entity> {
+    match image.get(ENTITY) {
+        Some(AttributeValue::S(raw)) => Entity::parse(raw),
         _ => None,
     }
 }
 
 /// What one record asks of the worker.
+#[derive(Debug)]
 enum Work {
     Notify(Box<NotificationItem>),
-    RemoveComments(String),
+    RemoveComments(PostId),
     PresenceChanged,
     Nothing,
 }
 
 fn classify(record: &EventRecord) -> Result<Work, AppError> {
     let change = &record.change;
-    match (
-        record.event_name.as_str(),
-        entity(&change.new_image),
-        entity(&change.old_image),
-    ) {
-        ("INSERT", Some("notification"), _) => {
-            let item: NotificationItem = serde_dynamo::from_item(change.new_image.clone())
-                .map_err(|err| AppError::internal("reading a notification record", err))?;
-            Ok(Work::Notify(Box::new(item)))
-        }
-        ("REMOVE", _, Some("post")) => match change.old_image.get("id") {
-            Some(serde_dynamo::AttributeValue::S(id)) => Ok(Work::RemoveComments(id.clone())),
+    match record.event_name.as_str() {
+        "INSERT" => match entity(&change.new_image) {
+            Some(Entity::Notification) => {
+                let item: NotificationItem = serde_dynamo::from_item(change.new_image.clone())
+                    .map_err(|err| AppError::internal("reading a notification record", err))?;
+                Ok(Work::Notify(Box::new(item)))
+            }
+            Some(Entity::Presence) => Ok(Work::PresenceChanged),
             _ => Ok(Work::Nothing),
         },
-        ("INSERT", Some("presence"), _) | ("REMOVE", _, Some("presence")) => {
-            Ok(Work::PresenceChanged)
-        }
+        "REMOVE" => match entity(&change.old_image) {
+            Some(Entity::Post) => match change.old_image.get("id") {
+                Some(AttributeValue::S(id)) => id
+                    .parse()
+                    .map(Work::RemoveComments)
+                    .map_err(|err| AppError::internal("reading a removed post's id", err)),
+                _ => Ok(Work::Nothing),
+            },
+            Some(Entity::Presence) => Ok(Work::PresenceChanged),
+            _ => Ok(Work::Nothing),
+        },
         _ => Ok(Work::Nothing),
     }
 }
 
 /// Handles one batch of stream records.
-pub async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse {
+async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse {
     let span = tracing::info_span!("stream", records = event.records.len());
     async {
         let mut presence_changed = false;
@@ -86,7 +126,7 @@ pub async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse 
         for record in &event.records {
             let result = match classify(record) {
                 Ok(Work::Notify(notification)) => deliver(state, &notification).await,
-                Ok(Work::RemoveComments(post_id)) => remove_comments(&state.table, &post_id).await,
+                Ok(Work::RemoveComments(post_id)) => remove_comments(state, &post_id).await,
                 Ok(Work::PresenceChanged) => {
                     presence_changed = true;
                     Ok(())
@@ -117,75 +157,214 @@ pub async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse 
 /// Pushes a notification to its recipient's sockets and, for a comment to
 /// a verified address, emails it.
 async fn deliver(state: &StreamState, notification: &NotificationItem) -> Result<(), AppError> {
-    let connections = state
-        .realtime
-        .user_connections(&notification.user_id)
-        .await?;
-    let frame = json!({"type": "notification", "notification": notification.to_response()});
+    let connections = state.table.user_connections(&notification.user_id).await?;
+    let frame = OutgoingFrame::Notification {
+        notification: notification.to_response(),
+    };
     let pushed = state.realtime.fan_out(&connections, &frame).await;
     tracing::info!(notificationId = %notification.id, connections = pushed.len(), "notification pushed");
 
     if notification.kind != NotificationType::Comment {
         return Ok(());
     }
-    let Some(user) = users::get_user(&state.table, &notification.user_id).await? else {
+    let Some(user) = state.table.user(&notification.user_id).await? else {
         return Ok(());
     };
     if !user.email_verified || user.status != UserStatus::Active {
         return Ok(());
     }
-    let post_link = notification
-        .data
-        .get("postId")
-        .and_then(|v| v.as_str())
-        .map(|id| format!("\n\n{}/posts/{id}", state.mailer.app_url()))
-        .unwrap_or_default();
     state
         .mailer
         .send(&OutgoingEmail {
-            to: user.email,
+            to: user.email.to_string(),
             subject: notification.title.clone(),
-            text: format!("Hi {},\n\n{}{post_link}\n", user.name, notification.body),
+            text: comment_email_text(state.mailer.app_url(), &user.name, notification),
         })
         .await
 }
 
+/// The text of a comment's email: the notification, and a link to the post
+/// when it names one.
+fn comment_email_text(
+    app_url: &str,
+    name: &impl std::fmt::Display,
+    notification: &NotificationItem,
+) -> String {
+    let post_link = notification
+        .data
+        .get("postId")
+        .and_then(|v| v.as_str())
+        .and_then(|id| id.parse::<PostId>().ok())
+        .map(|id| format!("\n\n{app_url}/posts/{id}"))
+        .unwrap_or_default();
+    format!("Hi {name},\n\n{}{post_link}\n", notification.body)
+}
+
 /// Deletes every comment left under a removed post.
-pub async fn remove_comments(table: &Table, post_id: &str) -> Result<(), AppError> {
-    let pk = format!("POST#{post_id}");
-    let mut start: Option<Item> = None;
-    let mut removed = 0usize;
-    loop {
-        let output = table
-            .client
-            .query()
-            .table_name(&table.name)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :comment)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(":comment", AttributeValue::S("COMMENT#".into()))
-            .projection_expression("pk, sk")
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(store::dynamo)?;
-        let requests = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|item| match (item.get("pk"), item.get("sk")) {
-                (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
-                    Some(delete_request(pk.clone(), sk.clone()))
-                }
-                _ => None,
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        removed += requests.len();
-        store::batch_write(table, requests).await?;
-        match output.last_evaluated_key.filter(|k| !k.is_empty()) {
-            Some(key) => start = Some(key),
-            None => break,
-        }
-    }
+async fn remove_comments(state: &StreamState, post_id: &PostId) -> Result<(), AppError> {
+    let removed = state.table.remove_comments(post_id).await?;
     tracing::info!(postId = %post_id, removed, "comments of a deleted post removed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::collections::HashMap;
+
+    use model::domain::UserId;
+
+    const POST: &str = "01J0000000000000000000000B";
+
+    fn image(entity: Entity) -> serde_dynamo::Item {
+        HashMap::from([
+            (ENTITY.to_owned(), AttributeValue::S(entity.as_str().into())),
+            ("id".to_owned(), AttributeValue::S(POST.into())),
+        ])
+        .into()
+    }
+
+    fn notification() -> NotificationItem {
+        let mut data = serde_json::Map::new();
+        data.insert("postId".into(), POST.into());
+        NotificationItem::new(
+            &UserId::new(),
+            NotificationType::Comment,
+            "New comment on your post".into(),
+            "Bob: nice one".into(),
+            data,
+            "2025-01-02T03:04:05.678Z".into(),
+        )
+    }
+
+    fn record(event_name: &str, entity: Entity) -> EventRecord {
+        let mut record = EventRecord::default();
+        record.event_name = event_name.into();
+        let image = if entity == Entity::Notification {
+            serde_dynamo::to_item(notification()).unwrap()
+        } else {
+            image(entity)
+        };
+        match event_name {
+            "REMOVE" => record.change.old_image = image,
+            _ => record.change.new_image = image,
+        }
+        record
+    }
+
+    fn reacts(record: &EventRecord) -> bool {
+        !matches!(classify(record), Ok(Work::Nothing))
+    }
+
+    #[test]
+    fn the_worker_reacts_to_exactly_the_streamed_entities() {
+        for entity in Entity::ALL {
+            assert_eq!(
+                reacts(&record("INSERT", entity)),
+                Entity::STREAMED_INSERTS.contains(&entity),
+                "INSERT {entity:?}"
+            );
+            assert_eq!(
+                reacts(&record("REMOVE", entity)),
+                Entity::STREAMED_REMOVES.contains(&entity),
+                "REMOVE {entity:?}"
+            );
+            assert!(!reacts(&record("MODIFY", entity)), "MODIFY {entity:?}");
+        }
+    }
+
+    #[test]
+    fn records_are_classified_into_their_work() {
+        let item = notification();
+        let mut insert = EventRecord::default();
+        insert.event_name = "INSERT".into();
+        insert.change.new_image = serde_dynamo::to_item(&item).unwrap();
+        assert!(matches!(classify(&insert), Ok(Work::Notify(n)) if *n == item));
+
+        assert!(matches!(
+            classify(&record("REMOVE", Entity::Post)),
+            Ok(Work::RemoveComments(id)) if id.to_string() == POST
+        ));
+        assert!(matches!(
+            classify(&record("INSERT", Entity::Presence)),
+            Ok(Work::PresenceChanged)
+        ));
+        assert!(matches!(
+            classify(&record("REMOVE", Entity::Presence)),
+            Ok(Work::PresenceChanged)
+        ));
+    }
+
+    #[test]
+    fn unknown_or_missing_entities_are_ignored() {
+        let mut record = EventRecord::default();
+        record.event_name = "INSERT".into();
+        assert!(!reacts(&record));
+        record.change.new_image =
+            HashMap::from([(ENTITY.to_owned(), AttributeValue::S("nope".into()))]).into();
+        assert!(!reacts(&record));
+    }
+
+    #[test]
+    fn a_malformed_record_fails_so_it_is_retried() {
+        let mut broken = record("INSERT", Entity::Presence);
+        broken.change.new_image = image(Entity::Notification);
+        assert!(
+            classify(&broken).is_err(),
+            "a notification without its fields"
+        );
+        let mut broken = record("REMOVE", Entity::Post);
+        broken.change.old_image = HashMap::from([
+            (
+                ENTITY.to_owned(),
+                AttributeValue::S(Entity::Post.as_str().into()),
+            ),
+            ("id".to_owned(), AttributeValue::S("not-a-ulid".into())),
+        ])
+        .into();
+        assert!(classify(&broken).is_err(), "a post whose id is not one");
+    }
+
+    #[test]
+    fn build_reads_its_configuration() {
+        let config = |skip: &'static str| {
+            move |name: &str| {
+                let value = match name {
+                    "TABLE_NAME" => "t",
+                    "BUCKET_NAME" => "b",
+                    "EMAIL_FROM" => "noreply@example.com",
+                    "WS_MANAGEMENT_ENDPOINT" => "http://127.0.0.1:3001/local",
+                    _ => return None,
+                };
+                (name != skip).then(|| value.to_owned())
+            }
+        };
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        assert!(build(&config(""), &sdk).is_ok());
+        for name in ["TABLE_NAME", "EMAIL_FROM", "WS_MANAGEMENT_ENDPOINT"] {
+            assert_eq!(
+                build(&config(name), &sdk).err(),
+                Some(ConfigError::Missing { name })
+            );
+        }
+    }
+
+    #[test]
+    fn the_comment_email_links_to_the_post() {
+        let text = comment_email_text("https://app.example", &"Alice", &notification());
+        assert_eq!(
+            text,
+            format!("Hi Alice,\n\nBob: nice one\n\nhttps://app.example/posts/{POST}\n")
+        );
+        let mut without = notification();
+        without.data.clear();
+        assert_eq!(
+            comment_email_text("https://app.example", &"Alice", &without),
+            "Hi Alice,\n\nBob: nice one\n"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Image uploads (API.md, Uploads table): the client asks for an upload,
+//! Image uploads (docs/API.md, Uploads): the client asks for an upload,
 //! sends the bytes straight to S3 with a presigned PUT, then says it is
 //! done; the function checks the object and marks the upload ready.
 //!
@@ -7,24 +7,25 @@
 //! PUT URL signs the declared content type and length, and `complete` reads
 //! the object's metadata back before trusting it. Using a finished upload as
 //! an avatar or post image is the business of those functions, through
-//! `shared::uploads`.
+//! `platform::uploads`. The upload item and its store are `model::uploads`;
+//! the S3 side, which only this function has, is `objects`.
 
+use aws_config::SdkConfig;
 use axum::{
     Router,
-    extract::FromRef,
     routing::{get, post},
 };
-use shared::{
-    auth::Authenticator,
-    config::{ConfigError, JwtConfig, ProcessEnv, Source},
-    jwt::JwtKeys,
-    store::Table,
+use model::Table;
+use platform::{
+    auth::ApiState,
+    config::{ConfigError, Source, positive_or},
+    function::ApiFunction,
+    http::HttpService,
     uploads::Presigner,
 };
 
 mod objects;
 mod routes;
-mod store;
 
 /// `UPLOAD_MAX_BYTES` when unset: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -41,63 +42,46 @@ pub struct UploadsConfig {
 }
 
 impl UploadsConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        const NAME: &str = "UPLOAD_MAX_BYTES";
-        let max_bytes = match source.get(NAME).filter(|v| !v.trim().is_empty()) {
-            None => DEFAULT_MAX_BYTES,
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(value) if (1..=S3_MAX_PUT_BYTES).contains(&value) => value,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: NAME,
-                        reason: format!(
-                            "expected a positive number of bytes up to {S3_MAX_PUT_BYTES} (got {raw:?})"
-                        ),
-                    });
-                }
-            },
-        };
+        let max_bytes = positive_or(
+            source,
+            "UPLOAD_MAX_BYTES",
+            DEFAULT_MAX_BYTES,
+            S3_MAX_PUT_BYTES,
+            "bytes",
+        )?;
         Ok(Self { max_bytes })
     }
 }
 
 /// What the uploads routes need, built once per cold start.
 #[derive(Debug, Clone)]
-pub struct UploadsState {
-    authenticator: Authenticator,
+pub struct Deps {
     table: Table,
     presigner: Presigner,
     max_bytes: u64,
 }
 
-impl FromRef<UploadsState> for Authenticator {
-    fn from_ref(state: &UploadsState) -> Self {
-        state.authenticator.clone()
-    }
-}
+type UploadsState = ApiState<Deps>;
 
-impl UploadsState {
-    pub fn new(
-        table: Table,
-        s3: aws_sdk_s3::Client,
-        bucket: String,
-        jwt: &JwtConfig,
-        config: &UploadsConfig,
-    ) -> Self {
-        Self {
-            authenticator: Authenticator::new(JwtKeys::new(jwt), table.clone()),
-            table,
-            presigner: Presigner::new(s3, bucket),
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk` (S3 path-style when `S3_FORCE_PATH_STYLE` says the endpoint needs
+/// it). Its `main`, the local gateway and the tests all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
+    let config = UploadsConfig::from_source(source)?;
+    let function = ApiFunction::from_source(source, sdk)?;
+    let state = ApiState::new(
+        function.authenticator.clone(),
+        Deps {
+            table: function.table.clone(),
+            presigner: function.presigner(),
             max_bytes: config.max_bytes,
-        }
-    }
+        },
+    );
+    Ok(function.serve(router(state)))
 }
 
-pub fn router(state: UploadsState) -> Router {
+fn router(state: UploadsState) -> Router {
     Router::new()
         .route("/api/v1/uploads", post(routes::create))
         .route("/api/v1/uploads/{id}", get(routes::get_one))
@@ -107,10 +91,8 @@ pub fn router(state: UploadsState) -> Router {
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use shared::{
-        openapi::{ApiBuilder, Data, Route},
-        uploads::UploadResponse,
-    };
+    use model::uploads::UploadResponse;
+    use platform::openapi::{ApiBuilder, Data, Route};
     use utoipa::openapi::HttpMethod::{Get, Post};
     let mut api = ApiBuilder::new();
     let request = api.schema::<routes::RawCreateUpload>();

@@ -1,22 +1,10 @@
-//! The uploads Lambda: telemetry, config, clients, run.
+//! The uploads Lambda: telemetry, then the function `build` makes.
 
-use shared::{
-    aws,
-    config::{JwtConfig, StorageConfig},
-    http::{HttpOptions, http_service},
-    store::Table,
-    telemetry,
-};
+use platform::{aws, config::ProcessEnv, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let storage = StorageConfig::from_env()?;
-    let jwt = JwtConfig::from_env()?;
-    let config = uploads::UploadsConfig::from_env()?;
-    let clients = aws::AwsClients::new(&aws::load_sdk_config().await, &storage);
-    let table = Table::new(clients.dynamodb, storage.table_name);
-    let options = HttpOptions::api_from_env(table.clone(), &jwt)?;
-    let state = uploads::UploadsState::new(table, clients.s3, storage.bucket_name, &jwt, &config);
-    lambda_http::run(http_service(uploads::router(state), options)).await
+    let sdk = aws::load_sdk_config().await;
+    lambda_http::run(uploads::build(&ProcessEnv, &sdk)?).await
 }

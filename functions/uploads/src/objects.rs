@@ -10,7 +10,7 @@ use std::{
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
-use shared::{AppError, store, uploads::Presigner};
+use platform::{AppError, uploads::Presigner};
 
 /// How long a presigned upload URL works.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -68,7 +68,7 @@ pub async fn presign_put(
 }
 
 /// `content-type` → `Content-Type`: the SDK hands headers over lower-cased,
-/// and clients read `uploadHeaders` as written in API.md.
+/// and clients read `uploadHeaders` as written in docs/API.md.
 fn header_case(name: &str) -> String {
     name.split('-')
         .map(|part| {
@@ -108,7 +108,7 @@ pub async fn check_object(
                 "The file has not been uploaded yet; PUT it to the uploadUrl first".into(),
             ));
         }
-        Err(err) => return Err(store::translate("s3", err)),
+        Err(err) => return Err(model::error::translate("s3", err).into()),
     };
     let actual_size = head.content_length().and_then(|n| u64::try_from(n).ok());
     if actual_size != Some(size) {

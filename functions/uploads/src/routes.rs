@@ -1,29 +1,28 @@
-//! The handlers of the Uploads table of API.md, one per route, and the
-//! request body they parse.
+//! The handlers of the Uploads section of docs/API.md, one per route, and
+//! the request body they parse.
 
 use std::{collections::BTreeMap, fmt};
 
 use axum::extract::{Path, State, rejection::PathRejection};
-use chrono::{SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize, de};
-use shared::{
+use model::{
+    Condition,
+    clock::{now_rfc3339, unix_now},
+    domain::{FieldErrors, UploadId, length},
+    uploads::{DeclaredFile, Purpose, UploadItem, UploadResponse, UploadStatus, Uploads},
+};
+use platform::{
     ApiResponse, AppError, FieldCode, FieldError,
     auth::AuthUser,
-    domain::{FieldErrors, Id, length},
-    extract::{Json, ParseBody},
-    jwt::unix_now,
-    uploads::{
-        Purpose, UPLOAD_SK, UploadItem, UploadResponse, UploadStatus, object_key, upload_pk,
-    },
+    extract::{Json, ParseBody, path_id},
 };
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use crate::{
     UploadsState,
     objects::{self, PresignedPut},
-    store::{self, PENDING_TTL_SECS},
 };
 
-/// The image types the API stores, as API.md lists them.
+/// The image types the API stores, as docs/API.md lists them.
 pub const ALLOWED_CONTENT_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/gif"];
 
 /// The longest filename accepted, in characters.
@@ -177,9 +176,24 @@ pub struct UploadWithUrl {
 
 /// The upload id of the path. An id that is not even valid UTF-8 names no
 /// upload either, so it too is a 404 rather than axum's plain-text 400.
-fn upload_id(path: Result<Path<String>, PathRejection>) -> Result<String, AppError> {
-    let Path(raw) = path.map_err(|_| AppError::NotFound("Upload not found".into()))?;
-    Ok(Id::from_path(&raw)?.to_string())
+fn upload_id(path: Result<Path<String>, PathRejection>) -> Result<UploadId, AppError> {
+    let Path(raw) = path.map_err(|_| Condition::UploadGone)?;
+    path_id(&raw)
+}
+
+/// `user`'s upload `id`, unless it had expired at `now`: a missing one,
+/// another user's and an expired one are all the same 404.
+async fn owned(
+    state: &UploadsState,
+    user: &AuthUser,
+    id: &UploadId,
+    now: i64,
+) -> Result<UploadItem, AppError> {
+    state
+        .table
+        .owned_upload(id, user.id(), now)
+        .await?
+        .ok_or_else(|| Condition::UploadGone.into())
 }
 
 /// POST /api/v1/uploads
@@ -200,30 +214,26 @@ pub async fn create(
             state.max_bytes
         )));
     }
-    let id = Id::new().to_string();
-    let key = object_key(user.id(), &id);
+    let file = DeclaredFile {
+        filename: body.filename,
+        content_type: body.content_type,
+        size: body.size,
+        purpose: body.purpose,
+    };
+    let upload = UploadItem::pending(UploadId::new(), *user.id(), file, now_rfc3339());
     let PresignedPut {
         url,
         headers,
         expires_at,
-    } = objects::presign_put(&state.presigner, &key, &body.content_type, body.size).await?;
-    let upload = UploadItem {
-        pk: upload_pk(&id),
-        sk: UPLOAD_SK.into(),
-        entity: "upload".into(),
-        id: id.clone(),
-        owner_id: user.id().to_owned(),
-        purpose: body.purpose,
-        content_type: body.content_type,
-        size: body.size,
-        status: UploadStatus::Pending,
-        key,
-        filename: body.filename,
-        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        ttl: Some(unix_now() as i64 + PENDING_TTL_SECS),
-    };
-    store::put_pending(&state.table, &upload).await?;
-    tracing::info!(uploadId = %id, userId = %upload.owner_id, size = upload.size, "upload created");
+    } = objects::presign_put(
+        &state.presigner,
+        &upload.key,
+        &upload.content_type,
+        upload.size,
+    )
+    .await?;
+    state.table.put_pending_upload(&upload).await?;
+    tracing::info!(uploadId = %upload.id, userId = %upload.owner_id, size = upload.size, "upload created");
     Ok(ApiResponse::created(
         "Upload created successfully",
         CreatedUpload {
@@ -244,7 +254,7 @@ pub async fn complete(
 ) -> Result<ApiResponse<UploadResponse>, AppError> {
     let id = upload_id(path)?;
     let now = unix_now() as i64;
-    let upload = store::owned_upload(&state.table, &id, user.id(), now).await?;
+    let upload = owned(&state, &user, &id, now).await?;
     if upload.status == UploadStatus::Ready {
         return Ok(ApiResponse::ok(
             "Upload already completed",
@@ -258,7 +268,7 @@ pub async fn complete(
         &upload.content_type,
     )
     .await?;
-    let upload = store::mark_ready(&state.table, &upload, now).await?;
+    let upload = state.table.mark_upload_ready(&upload, now).await?;
     tracing::info!(uploadId = %upload.id, "upload completed");
     Ok(ApiResponse::ok(
         "Upload completed successfully",
@@ -273,7 +283,7 @@ pub async fn get_one(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<ApiResponse<UploadWithUrl>, AppError> {
     let id = upload_id(path)?;
-    let upload = store::owned_upload(&state.table, &id, user.id(), unix_now() as i64).await?;
+    let upload = owned(&state, &user, &id, unix_now() as i64).await?;
     let download_url = state.presigner.download_url(&upload.key).await?;
     Ok(ApiResponse::ok(
         "Upload retrieved successfully",
@@ -299,7 +309,7 @@ mod tests {
         let text = format!(
             r#"{{"filename":"a.png","contentType":"image/png","size":{size},"purpose":"avatar"}}"#
         );
-        let raw: RawCreateUpload = shared::extract::parse_json(text.as_bytes())?;
+        let raw: RawCreateUpload = platform::extract::parse_json(text.as_bytes())?;
         CreateUpload::parse(raw).map_err(AppError::Validation)
     }
 

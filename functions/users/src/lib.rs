@@ -1,59 +1,51 @@
-//! Profiles (API.md, Users table): the caller's own profile, other users'
+//! Profiles (docs/API.md, Users): the caller's own profile, other users'
 //! public profiles, and the admin routes to list users and change their
 //! role or status.
 //!
 //! Deletion is soft: the status becomes `deleted` and every session dies in
 //! the same write (`sessionsValidAfter`), so nothing else has to be found
-//! and revoked.
+//! and revoked. Every read and write is the model's `Users` store; an
+//! avatar is an upload checked by `platform::uploads`, and shown through a
+//! presigned URL, which is why this function holds an S3 client.
 
+use aws_config::SdkConfig;
 use axum::{
     Router,
-    extract::{FromRef, Path, State},
+    extract::{Path, State},
     routing::get,
 };
-use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
-use shared::{
-    ApiResponse, AppError, FieldError, Pagination,
-    auth::{AdminUser, AuthUser, Authenticator},
-    config::JwtConfig,
-    cursor::CursorCodec,
-    domain::{FieldErrors, Id, Name, Role, UserStatus},
-    extract::{Json, ParseBody},
-    jwt::JwtKeys,
-    query::{PageRequest, QueryParams},
-    store::Table,
-    uploads::{self, Presigner, Purpose},
-    users::{self, PublicUser, UserItem, UserResponse},
+use model::{
+    Condition, Table,
+    clock::now_rfc3339,
+    domain::{FieldErrors, Name, Role, UploadId, UserId, UserStatus},
+    uploads::Purpose,
+    users::{AdminChange, PublicUser, UserItem, UserResponse, Users},
 };
+use platform::{
+    ApiResponse, AppError, FieldError, Pagination,
+    auth::{AdminUser, ApiState, AuthUser},
+    config::{ConfigError, Source},
+    cursor::CursorCodec,
+    extract::{Json, ParseBody, path_id},
+    function::ApiFunction,
+    http::HttpService,
+    query::{PageRequest, QueryParams},
+    uploads::{Presigner, ready_upload},
+};
+use serde::Deserialize;
 
-mod store;
+/// The cursor scope of the admin user list.
+const USERS_LIST: &str = "users";
 
 /// What the users routes need, built once per cold start.
 #[derive(Debug, Clone)]
-pub struct UsersState {
-    authenticator: Authenticator,
+pub struct Deps {
     table: Table,
     presigner: Presigner,
     cursors: CursorCodec,
 }
 
-impl FromRef<UsersState> for Authenticator {
-    fn from_ref(state: &UsersState) -> Self {
-        state.authenticator.clone()
-    }
-}
-
-impl UsersState {
-    pub fn new(table: Table, presigner: Presigner, jwt: &JwtConfig) -> Self {
-        Self {
-            authenticator: Authenticator::new(JwtKeys::new(jwt), table.clone()),
-            cursors: CursorCodec::new(jwt.secret_bytes()),
-            table,
-            presigner,
-        }
-    }
-
+impl Deps {
     async fn full(&self, user: &UserItem) -> Result<UserResponse, AppError> {
         let avatar = self
             .presigner
@@ -63,7 +55,25 @@ impl UsersState {
     }
 }
 
-pub fn router(state: UsersState) -> Router {
+type UsersState = ApiState<Deps>;
+
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk` (S3 path-style when `S3_FORCE_PATH_STYLE` says the endpoint needs
+/// it). Its `main`, the local gateway and the tests all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
+    let function = ApiFunction::from_source(source, sdk)?;
+    let state = ApiState::new(
+        function.authenticator.clone(),
+        Deps {
+            presigner: function.presigner(),
+            cursors: function.cursors(),
+            table: function.table.clone(),
+        },
+    );
+    Ok(function.serve(router(state)))
+}
+
+fn router(state: UsersState) -> Router {
     Router::new()
         .route("/api/v1/users", get(list_users))
         .route(
@@ -79,9 +89,11 @@ pub fn router(state: UsersState) -> Router {
         .with_state(state)
 }
 
-fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+/// Deleting is setting the status; it also ends every session.
+const DELETE: AdminChange = AdminChange {
+    role: None,
+    status: Some(UserStatus::Deleted),
+};
 
 /// GET /api/v1/users/me
 async fn get_me(
@@ -105,7 +117,7 @@ pub struct RawPatchMe {
 
 pub struct PatchMe {
     name: Option<Name>,
-    avatar_upload_id: Option<Id>,
+    avatar_upload_id: Option<UploadId>,
 }
 
 impl ParseBody for PatchMe {
@@ -113,7 +125,7 @@ impl ParseBody for PatchMe {
     fn parse(raw: RawPatchMe) -> Result<Self, Vec<FieldError>> {
         let mut errors = FieldErrors::new();
         let name = errors.optional("name", raw.name, Name::parse);
-        let avatar = errors.optional("avatarUploadId", raw.avatar_upload_id, Id::parse);
+        let avatar = errors.optional("avatarUploadId", raw.avatar_upload_id, UploadId::parse);
         let parsed = match (name, avatar) {
             (Some(name), Some(avatar_upload_id)) => Some(PatchMe {
                 name,
@@ -133,27 +145,33 @@ async fn patch_me(
 ) -> Result<ApiResponse<UserResponse>, AppError> {
     let avatar_key = match body.avatar_upload_id {
         Some(id) => Some(
-            uploads::ready_upload(&state.table, "avatarUploadId", id, me.id(), Purpose::Avatar)
-                .await?
-                .key,
+            ready_upload(
+                &state.table,
+                "avatarUploadId",
+                &id,
+                me.id(),
+                Purpose::Avatar,
+            )
+            .await?
+            .key,
         ),
         None => None,
     };
-    let name = body.name.map(Name::into_inner);
-    if name.is_none() && avatar_key.is_none() {
+    if body.name.is_none() && avatar_key.is_none() {
         return Ok(ApiResponse::ok(
             "Profile unchanged",
             state.full(&me.user).await?,
         ));
     }
-    let updated = store::update_profile(
-        &state.table,
-        me.id(),
-        name.as_deref(),
-        avatar_key.as_deref(),
-        &now_rfc3339(),
-    )
-    .await?;
+    let updated = state
+        .table
+        .update_profile(
+            me.id(),
+            body.name.as_ref(),
+            avatar_key.as_deref(),
+            &now_rfc3339(),
+        )
+        .await?;
     Ok(ApiResponse::ok(
         "Profile updated successfully",
         state.full(&updated).await?,
@@ -166,9 +184,12 @@ async fn delete_me(
     me: AuthUser,
 ) -> Result<ApiResponse<()>, AppError> {
     if me.is_admin() {
-        store::ensure_another_admin(&state.table, me.id()).await?;
+        state.table.ensure_another_admin(me.id()).await?;
     }
-    store::set_status(&state.table, me.id(), UserStatus::Deleted, &now_rfc3339()).await?;
+    state
+        .table
+        .admin_update(me.id(), DELETE, &now_rfc3339())
+        .await?;
     Ok(ApiResponse::message("Account deleted"))
 }
 
@@ -178,11 +199,13 @@ async fn get_user(
     _me: AuthUser,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<PublicUser>, AppError> {
-    let id = Id::from_path(&id)?;
-    let user = users::get_user(&state.table, &id.to_string())
+    let id: UserId = path_id(&id)?;
+    let user = state
+        .table
+        .user(&id)
         .await?
         .filter(|user| user.status != UserStatus::Deleted)
-        .ok_or_else(|| AppError::NotFound("User not found".into()))?;
+        .ok_or(Condition::UserGone)?;
     let avatar = state
         .presigner
         .maybe_download_url(user.avatar_key.as_deref())
@@ -199,13 +222,13 @@ async fn list_users(
     _admin: AdminUser,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<UserResponse>>, AppError> {
-    let page = PageRequest::from_query(&query, &state.cursors, store::USERS_LIST)?;
-    let (items, last_key) = store::list_users(&state.table, &page).await?;
+    let page = PageRequest::from_query(&query, &state.cursors, USERS_LIST)?;
+    let (items, last_key) = state.table.list_users(page.page()).await?;
     let mut users = Vec::with_capacity(items.len());
     for user in &items {
         users.push(state.full(user).await?);
     }
-    let next = state.cursors.encode(store::USERS_LIST, last_key.as_ref())?;
+    let next = state.cursors.encode(USERS_LIST, last_key.as_ref())?;
     Ok(ApiResponse::page(
         "Users retrieved successfully",
         users,
@@ -249,17 +272,23 @@ async fn admin_patch_user(
     Path(id): Path<String>,
     Json(body): Json<AdminPatch>,
 ) -> Result<ApiResponse<UserResponse>, AppError> {
-    let id = Id::from_path(&id)?.to_string();
+    let id: UserId = path_id(&id)?;
     let loses_admin = body.role == Some(Role::User)
         || matches!(
             body.status,
             Some(UserStatus::Suspended | UserStatus::Deleted)
         );
-    if id == admin.id() && loses_admin {
-        store::ensure_another_admin(&state.table, &id).await?;
+    if id == *admin.id() && loses_admin {
+        state.table.ensure_another_admin(&id).await?;
     }
-    let updated =
-        store::admin_update(&state.table, &id, body.role, body.status, &now_rfc3339()).await?;
+    let change = AdminChange {
+        role: body.role,
+        status: body.status,
+    };
+    let updated = state
+        .table
+        .admin_update(&id, change, &now_rfc3339())
+        .await?;
     Ok(ApiResponse::ok(
         "User updated successfully",
         state.full(&updated).await?,
@@ -272,17 +301,20 @@ async fn admin_delete_user(
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let id = Id::from_path(&id)?.to_string();
-    if id == admin.id() {
-        store::ensure_another_admin(&state.table, &id).await?;
+    let id: UserId = path_id(&id)?;
+    if id == *admin.id() {
+        state.table.ensure_another_admin(&id).await?;
     }
-    store::set_status(&state.table, &id, UserStatus::Deleted, &now_rfc3339()).await?;
+    state
+        .table
+        .admin_update(&id, DELETE, &now_rfc3339())
+        .await?;
     Ok(ApiResponse::message("User deleted"))
 }
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use shared::openapi::{ApiBuilder, Data, Query, Route};
+    use platform::openapi::{ApiBuilder, Data, Query, Route};
     use utoipa::openapi::HttpMethod::{Delete, Get, Patch};
     let mut api = ApiBuilder::new();
     let user = api.schema::<UserResponse>();

@@ -1,44 +1,80 @@
-//! The WebSocket API (API.md section 7): `$connect` authenticates the
+//! The WebSocket API (docs/API.md §7): `$connect` authenticates the
 //! `token` query parameter, `$disconnect` cleans up, and every other frame
-//! is routed on its `action`.
+//! is an `IncomingFrame`, routed on its `action`.
 //!
 //! Replies go back through the management API (PostToConnection), the same
 //! way pushes from the stream worker do, so there is one delivery path and
-//! one place (`shared::realtime`) where a vanished peer is cleaned up.
+//! one place (`platform::realtime`) where a vanished peer is cleaned up.
 //! A bad frame gets an error frame; the connection stays open.
 
+pub mod protocol;
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
 use aws_lambda_events::{
     apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest},
     encodings::Body,
 };
-use chrono::{SecondsFormat, Utc};
-use serde_json::{Value, json};
-use shared::{
+use model::{
+    Table,
+    clock::now_rfc3339,
+    connections::{ConnectionItem, Connections},
+    domain::{ChatText, ConnectionId, MessageId, Room},
+};
+use platform::{
     AppError,
     auth::Authenticator,
-    config::{ConfigError, Source},
-    error::ErrorChain,
+    config::{ConfigError, JwtConfig, Source, StorageConfig},
+    error::{ErrorChain, ErrorCode},
+    jwt::JwtKeys,
+    lambda::{EventService, event_service},
     ratelimit::{Limit, RateLimiter},
-    realtime::{ConnectionItem, Realtime, error_frame, stats_frame},
+    realtime::{OutgoingFrame, Realtime, RealtimeConfig, to_wire_json},
 };
+use serde::Serialize;
 use tracing::Instrument;
 
-/// API Gateway's own frame limit.
-pub const MAX_FRAME_BYTES: usize = 32 * 1024;
-pub const MAX_TEXT_CHARS: usize = 2_000;
-
-/// Frames per connection per window; `RATE_LIMIT_WS_FRAMES`, 10 a second.
-pub fn frame_limit_from(source: &dyn Source) -> Result<Limit, ConfigError> {
-    Limit::from_source(source, "RATE_LIMIT_WS_FRAMES", Limit::per(10, 1))
-}
+use crate::protocol::{FrameError, IncomingFrame, MAX_FRAME_BYTES, json_object};
 
 /// What the function needs, built once per cold start.
-#[derive(Debug, Clone)]
-pub struct WsState {
-    pub authenticator: Authenticator,
-    pub realtime: Realtime,
-    pub limiter: RateLimiter,
-    pub frame_limit: Limit,
+#[derive(Debug)]
+struct WsState {
+    table: Table,
+    authenticator: Authenticator,
+    realtime: Realtime,
+    limiter: RateLimiter,
+    /// Frames per connection per window: `RATE_LIMIT_WS_FRAMES`.
+    frame_limit: Limit,
+}
+
+/// 10 frames a second per connection unless `RATE_LIMIT_WS_FRAMES` says.
+const DEFAULT_FRAME_LIMIT: Limit = Limit::per(10, 1);
+
+/// The function, ready to serve: configuration from `source`, clients from
+/// `sdk`. Its `main`, the local gateway and the tests all build it here.
+pub fn build(
+    source: &dyn Source,
+    sdk: &SdkConfig,
+) -> Result<EventService<ApiGatewayWebsocketProxyRequest, ApiGatewayProxyResponse>, ConfigError> {
+    let storage = StorageConfig::from_source(source)?;
+    let jwt = JwtConfig::from_source(source)?;
+    let realtime = RealtimeConfig::from_source(source)?;
+    let frame_limit = Limit::from_source(source, "RATE_LIMIT_WS_FRAMES", DEFAULT_FRAME_LIMIT)?;
+    let table = Table::new(aws_sdk_dynamodb::Client::new(sdk), storage.table_name);
+    let state = Arc::new(WsState {
+        authenticator: Authenticator::new(JwtKeys::new(&jwt), table.clone()),
+        realtime: Realtime::new(table.clone(), realtime.client(sdk)),
+        limiter: RateLimiter::new(table.clone()),
+        frame_limit,
+        table,
+    });
+    Ok(event_service(move |request| {
+        let state = Arc::clone(&state);
+        // Boxed: the handler's future is deep enough to hit the compiler's
+        // type-layout recursion limit when nested inside the runtime's.
+        async move { Box::pin(handle(&state, request)).await }
+    }))
 }
 
 fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
@@ -48,42 +84,42 @@ fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
     response
 }
 
-fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// Handles one event of the WebSocket API, whatever its route.
-pub async fn handle(
+async fn handle(
     state: &WsState,
     request: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     let context = &request.request_context;
-    let connection_id = context.connection_id.clone().unwrap_or_default();
-    let route = context
-        .route_key
-        .clone()
-        .unwrap_or_else(|| "$default".into());
+    let raw_id = context.connection_id.as_deref().unwrap_or_default();
+    let route = context.route_key.as_deref().unwrap_or("$default");
     let span = tracing::info_span!(
         "ws",
-        connectionId = %connection_id,
+        connectionId = %raw_id,
         routeKey = %route,
-        requestId = %context.request_id.clone().unwrap_or_default(),
+        requestId = %context.request_id.as_deref().unwrap_or_default(),
     );
     async {
         let started = std::time::Instant::now();
-        let answer = match route.as_str() {
-            "$connect" => connect(state, &connection_id, &request).await,
-            "$disconnect" => disconnect(state, &connection_id).await,
-            _ => {
-                message(
-                    state,
-                    &connection_id,
-                    request.body.as_deref(),
-                    request.is_base64_encoded,
-                )
-                .await;
-                response(200, None)
+        let answer = match ConnectionId::parse(raw_id) {
+            // API Gateway always names the connection; nothing to answer to.
+            None => {
+                tracing::error!("event without a valid connection id");
+                response(400, None)
             }
+            Some(connection_id) => match route {
+                "$connect" => connect(state, &connection_id, &request).await,
+                "$disconnect" => disconnect(state, &connection_id).await,
+                _ => {
+                    message(
+                        state,
+                        &connection_id,
+                        request.body.as_deref(),
+                        request.is_base64_encoded,
+                    )
+                    .await;
+                    response(200, None)
+                }
+            },
         };
         tracing::info!(
             status = answer.status_code,
@@ -96,10 +132,18 @@ pub async fn handle(
     .await
 }
 
+/// The body of a refused handshake.
+#[derive(Debug, Serialize)]
+struct Refusal {
+    success: bool,
+    message: String,
+    code: ErrorCode,
+}
+
 /// `$connect`: a missing or bad token refuses the handshake with its status.
 async fn connect(
     state: &WsState,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     request: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     let token = request
@@ -113,34 +157,44 @@ async fn connect(
             ));
         }
         let user = state.authenticator.authenticate(token).await?;
-        let public = user.user.to_public(None);
         state
-            .realtime
-            .connect(connection_id, &public, &now_rfc3339())
-            .await
+            .table
+            .connect(connection_id, &user.user, &now_rfc3339())
+            .await?;
+        Ok(())
     }
     .await;
     match result {
         Ok(()) => response(200, None),
+        Err(err) => refuse(&err),
+    }
+}
+
+/// The contract refuses every handshake that fails authentication with
+/// 401, a suspended account included; outages stay 5xx.
+fn refuse(err: &AppError) -> ApiGatewayProxyResponse {
+    let (status, code) = if err.status().is_server_error() {
+        tracing::error!(error = %ErrorChain(err), "connect failed");
+        (err.status().as_u16(), err.code())
+    } else {
+        (401, ErrorCode::Unauthorized)
+    };
+    let refusal = Refusal {
+        success: false,
+        message: err.public_message(),
+        code,
+    };
+    match to_wire_json(&refusal) {
+        Ok(body) => response(i64::from(status), Some(body)),
         Err(err) => {
-            if err.status().is_server_error() {
-                tracing::error!(error = %ErrorChain(&err), "connect failed");
-            }
-            // The contract refuses every handshake that fails authentication
-            // with 401, a suspended account included; outages stay 5xx.
-            let status = if err.status().is_server_error() {
-                err.status().as_u16()
-            } else {
-                401
-            };
-            let body = json!({"success": false, "message": err.public_message(), "code": if status == 401 { "UNAUTHORIZED" } else { err.code().as_str() }});
-            response(status as i64, Some(body.to_string()))
+            tracing::error!(error = %err, "refusal not serialised");
+            response(500, None)
         }
     }
 }
 
-async fn disconnect(state: &WsState, connection_id: &str) -> ApiGatewayProxyResponse {
-    match state.realtime.disconnect(connection_id).await {
+async fn disconnect(state: &WsState, connection_id: &ConnectionId) -> ApiGatewayProxyResponse {
+    match state.table.disconnect(connection_id).await {
         Ok(()) => response(200, None),
         Err(err) => {
             tracing::error!(error = %ErrorChain(&err), "disconnect cleanup failed; TTL will remove the items");
@@ -149,86 +203,38 @@ async fn disconnect(state: &WsState, connection_id: &str) -> ApiGatewayProxyResp
     }
 }
 
-async fn reply(state: &WsState, connection_id: &str, frame: Value) {
-    if let Err(err) = state.realtime.push(connection_id, &frame).await {
+async fn reply(state: &WsState, connection_id: &ConnectionId, frame: &OutgoingFrame) {
+    if let Err(err) = state.realtime.push(connection_id, frame).await {
         tracing::warn!(error = %ErrorChain(&err), "reply not delivered");
     }
 }
 
-/// A failed frame: why, as the contract's error frame.
-struct FrameError {
-    code: &'static str,
-    message: String,
-}
-
-impl FrameError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<AppError> for FrameError {
-    fn from(err: AppError) -> Self {
-        if err.status().is_server_error() {
-            tracing::error!(error = %ErrorChain(&err), "frame failed");
-        }
-        FrameError::new(err.code().as_str(), err.public_message())
-    }
-}
-
-async fn message(state: &WsState, connection_id: &str, body: Option<&str>, is_base64: bool) {
+async fn message(
+    state: &WsState,
+    connection_id: &ConnectionId,
+    body: Option<&str>,
+    is_base64: bool,
+) {
     if let Err(err) = route_frame(state, connection_id, body, is_base64).await {
-        reply(state, connection_id, error_frame(err.code, &err.message)).await;
+        reply(state, connection_id, &err.to_frame()).await;
     }
 }
 
-/// `room`: 1–64 characters of `[A-Za-z0-9_-]`.
-fn parse_room(value: Option<&Value>) -> Result<String, FrameError> {
-    let room = value.and_then(Value::as_str).ok_or_else(|| {
-        FrameError::new("VALIDATION_ERROR", "room is required and must be a string")
-    })?;
-    let ok = (1..=64).contains(&room.len())
-        && room
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !ok {
-        return Err(FrameError::new(
-            "VALIDATION_ERROR",
-            "room must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
-        ));
-    }
-    Ok(room.to_owned())
-}
-
-fn parse_text(value: Option<&Value>) -> Result<String, FrameError> {
-    let text = value.and_then(Value::as_str).ok_or_else(|| {
-        FrameError::new("VALIDATION_ERROR", "text is required and must be a string")
-    })?;
-    let count = text.chars().count();
-    if text.trim().is_empty() || count > MAX_TEXT_CHARS {
-        return Err(FrameError::new(
-            "VALIDATION_ERROR",
-            format!("text must be 1-{MAX_TEXT_CHARS} characters"),
-        ));
-    }
-    Ok(text.to_owned())
-}
-
+/// Checks a frame in the contract's order (size, rate, JSON object,
+/// connection, action, fields) and carries out its action.
 async fn route_frame(
     state: &WsState,
-    connection_id: &str,
+    connection_id: &ConnectionId,
     body: Option<&str>,
     is_base64: bool,
 ) -> Result<(), FrameError> {
     let body = body.unwrap_or_default();
     if body.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::new(
-            "PAYLOAD_TOO_LARGE",
-            format!("Frames are limited to {} KiB", MAX_FRAME_BYTES / 1024),
-        ));
+        return Err(AppError::PayloadTooLarge(format!(
+            "Frames are limited to {} KiB",
+            MAX_FRAME_BYTES / 1024
+        ))
+        .into());
     }
     // The frame is counted and its connection read at once: one round trip
     // before the action instead of two. The answer still puts the limit
@@ -236,74 +242,58 @@ async fn route_frame(
     let frame_key = format!("ws:{connection_id}");
     let (counted, connection) = tokio::join!(
         state.limiter.hit(&frame_key, state.frame_limit),
-        state.realtime.connection(connection_id),
+        state.table.connection(connection_id),
     );
     counted.map_err(|err| match err {
-        AppError::RateLimited { .. } => {
-            FrameError::new("RATE_LIMIT_EXCEEDED", "Too many frames; slow down")
-        }
+        AppError::RateLimited { .. } => FrameError::new(err.code(), "Too many frames; slow down"),
         other => other.into(),
     })?;
     if is_base64 {
-        return Err(FrameError::new("BAD_REQUEST", "Frames must be JSON text"));
+        return Err(AppError::BadRequest("Frames must be JSON text".into()).into());
     }
-    let frame: Value = serde_json::from_str(body)
-        .map_err(|_| FrameError::new("BAD_REQUEST", "Frame is not valid JSON"))?;
-    let Some(frame) = frame.as_object() else {
-        return Err(FrameError::new(
-            "BAD_REQUEST",
-            "Frame must be a JSON object",
-        ));
+    let object = json_object(body)?;
+    let connection = connection
+        .map_err(AppError::from)?
+        .ok_or_else(|| AppError::Unauthorized("Connection is not registered; reconnect".into()))?;
+    match IncomingFrame::from_object(object)? {
+        IncomingFrame::Ping => {
+            reply(state, connection_id, &OutgoingFrame::Pong).await;
+            Ok(())
+        }
+        IncomingFrame::ChatJoin { room } => join(state, &connection, room).await,
+        IncomingFrame::ChatLeave { room } => {
+            state
+                .table
+                .leave(connection_id, &room)
+                .await
+                .map_err(AppError::from)?;
+            Ok(())
+        }
+        IncomingFrame::ChatSend { room, text } => send(state, &connection, room, text).await,
+        IncomingFrame::DashboardSubscribe => {
+            state
+                .table
+                .subscribe_dashboard(&connection)
+                .await
+                .map_err(AppError::from)?;
+            let stats = state.table.stats().await.map_err(AppError::from)?;
+            reply(state, connection_id, &OutgoingFrame::DashboardStats(stats)).await;
+            Ok(())
+        }
+    }
+}
+
+async fn join(state: &WsState, connection: &ConnectionItem, room: Room) -> Result<(), FrameError> {
+    state
+        .table
+        .join(connection, &room)
+        .await
+        .map_err(AppError::from)?;
+    let members = state.table.members(&room).await.map_err(AppError::from)?;
+    let frame = OutgoingFrame::ChatJoined {
+        room,
+        user: connection.user(),
     };
-    let connection = connection?.ok_or_else(|| {
-        FrameError::new("UNAUTHORIZED", "Connection is not registered; reconnect")
-    })?;
-    match frame.get("action").and_then(Value::as_str) {
-        Some("ping") => {
-            reply(state, connection_id, json!({"type": "pong"})).await;
-            Ok(())
-        }
-        Some("chat.join") => join(state, &connection, parse_room(frame.get("room"))?).await,
-        Some("chat.leave") => {
-            let room = parse_room(frame.get("room"))?;
-            state.realtime.leave(connection_id, &room).await?;
-            Ok(())
-        }
-        Some("chat.send") => {
-            send(
-                state,
-                &connection,
-                parse_room(frame.get("room"))?,
-                parse_text(frame.get("text"))?,
-            )
-            .await
-        }
-        Some("dashboard.subscribe") => {
-            state.realtime.subscribe_dashboard(&connection).await?;
-            let stats = state.realtime.stats().await?;
-            reply(state, connection_id, stats_frame(stats)).await;
-            Ok(())
-        }
-        Some(other) => Err(FrameError::new(
-            "UNKNOWN_ACTION",
-            format!("Unknown action {:?}", truncate(other)),
-        )),
-        None => Err(FrameError::new("UNKNOWN_ACTION", "Frame has no action")),
-    }
-}
-
-fn truncate(value: &str) -> String {
-    value.chars().take(64).collect()
-}
-
-async fn join(
-    state: &WsState,
-    connection: &ConnectionItem,
-    room: String,
-) -> Result<(), FrameError> {
-    state.realtime.join(connection, &room).await?;
-    let members = state.realtime.members(&room).await?;
-    let frame = json!({"type": "chat.joined", "room": room, "user": connection.user()});
     state.realtime.fan_out(&members, &frame).await;
     Ok(())
 }
@@ -311,24 +301,20 @@ async fn join(
 async fn send(
     state: &WsState,
     connection: &ConnectionItem,
-    room: String,
-    text: String,
+    room: Room,
+    text: ChatText,
 ) -> Result<(), FrameError> {
-    let members = state.realtime.members(&room).await?;
+    let members = state.table.members(&room).await.map_err(AppError::from)?;
     if !members.contains(&connection.connection_id) {
-        return Err(FrameError::new(
-            "FORBIDDEN",
-            format!("Join room {room} before sending to it"),
-        ));
+        return Err(AppError::Forbidden(format!("Join room {room} before sending to it")).into());
     }
-    let frame = json!({
-        "type": "chat.message",
-        "room": room,
-        "from": connection.user(),
-        "text": text,
-        "sentAt": now_rfc3339(),
-        "id": ulid::Ulid::new().to_string(),
-    });
+    let frame = OutgoingFrame::ChatMessage {
+        room,
+        from: connection.user(),
+        text,
+        sent_at: now_rfc3339(),
+        id: MessageId::new(),
+    };
     state.realtime.fan_out(&members, &frame).await;
     Ok(())
 }
@@ -337,30 +323,97 @@ async fn send(
 mod tests {
     use super::*;
 
-    #[test]
-    fn rooms_follow_the_rules() {
-        assert_eq!(
-            parse_room(Some(&json!("general_1-a"))).ok(),
-            Some("general_1-a".to_owned())
-        );
-        for bad in [
-            json!(""),
-            json!("a b"),
-            json!("x".repeat(65)),
-            json!(5),
-            json!("ü"),
-        ] {
-            assert!(parse_room(Some(&bad)).is_err(), "{bad}");
+    use serde_json::json;
+
+    fn body(response: &ApiGatewayProxyResponse) -> &str {
+        match &response.body {
+            Some(Body::Text(text)) => text,
+            other => panic!("no text body: {other:?}"),
         }
-        assert!(parse_room(None).is_err());
     }
 
     #[test]
-    fn text_is_one_to_two_thousand_characters() {
-        assert!(parse_text(Some(&json!("hi"))).is_ok());
-        assert!(parse_text(Some(&json!("é".repeat(2000)))).is_ok());
-        assert!(parse_text(Some(&json!("é".repeat(2001)))).is_err());
-        assert!(parse_text(Some(&json!("  "))).is_err());
-        assert!(parse_text(Some(&json!(["x"]))).is_err());
+    fn a_failed_authentication_is_refused_with_401() {
+        for err in [
+            AppError::Unauthorized("Missing token query parameter".into()),
+            AppError::Forbidden("Account is suspended".into()),
+        ] {
+            let answer = refuse(&err);
+            assert_eq!(answer.status_code, 401);
+            let expected = json!({
+                "success": false,
+                "message": err.public_message(),
+                "code": "UNAUTHORIZED",
+            });
+            assert_eq!(body(&answer), expected.to_string());
+        }
+        assert_eq!(
+            body(&refuse(&AppError::Forbidden("Account is suspended".into()))),
+            r#"{"code":"UNAUTHORIZED","message":"Account is suspended","success":false}"#
+        );
+    }
+
+    #[test]
+    fn an_outage_is_refused_with_its_own_status() {
+        let answer = refuse(&AppError::unavailable("dynamodb", "down"));
+        assert_eq!(answer.status_code, 503);
+        assert_eq!(
+            body(&answer),
+            r#"{"code":"SERVICE_UNAVAILABLE","message":"Service temporarily unavailable, please retry","success":false}"#
+        );
+        let answer = refuse(&AppError::internal("x", "y"));
+        assert_eq!(answer.status_code, 500);
+        assert_eq!(
+            body(&answer),
+            r#"{"code":"INTERNAL_ERROR","message":"Internal server error","success":false}"#
+        );
+    }
+
+    fn source(pairs: Vec<(&'static str, &'static str)>) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    }
+
+    fn sdk() -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build()
+    }
+
+    fn config(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = vec![
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:3001/local"),
+        ];
+        pairs.extend_from_slice(extra);
+        pairs
+    }
+
+    #[test]
+    fn build_reads_its_configuration() {
+        assert!(build(&source(config(&[])), &sdk()).is_ok());
+        assert!(build(&source(config(&[("RATE_LIMIT_WS_FRAMES", "3/60")])), &sdk()).is_ok());
+        let mut missing = config(&[]);
+        missing.retain(|(name, _)| *name != "WS_MANAGEMENT_ENDPOINT");
+        assert_eq!(
+            build(&source(missing), &sdk()).err(),
+            Some(ConfigError::Missing {
+                name: "WS_MANAGEMENT_ENDPOINT"
+            })
+        );
+        assert!(matches!(
+            build(&source(config(&[("RATE_LIMIT_WS_FRAMES", "lots")])), &sdk()).err(),
+            Some(ConfigError::Invalid {
+                name: "RATE_LIMIT_WS_FRAMES",
+                ..
+            })
+        ));
     }
 }

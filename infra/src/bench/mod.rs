@@ -365,7 +365,7 @@ impl Bench {
     /// The stream record of the comment notification the fixture created,
     /// read from the emulator's stream as the event source mapping would.
     async fn notification_record(&self) -> Result<Value, BenchError> {
-        let sdk = shared::aws::load_sdk_config().await;
+        let sdk = platform::aws::load_sdk_config().await;
         let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
         let (stream_arn, iterators) = crate::streams::shard_iterators(
             &sdk,

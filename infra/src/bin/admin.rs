@@ -1,7 +1,8 @@
 //! `admin promote EMAIL`: makes a registered user an admin.
 
 use infra::admin;
-use shared::{aws, config::StorageConfig, store::Table};
+use model::Table;
+use platform::{aws, config::StorageConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

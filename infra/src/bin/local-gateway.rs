@@ -2,10 +2,13 @@
 //! (3001) in front of every function of template.yaml, invoked in process,
 //! plus the DynamoDB Streams poller that feeds the stream worker.
 
-use std::sync::Arc;
-
 use infra::{functions, rest, streams, template::Template, ws};
-use shared::{aws, telemetry};
+use platform::{
+    aws,
+    config::{ProcessEnv, StorageConfig},
+    cors::CorsConfig,
+    telemetry,
+};
 
 fn port(name: &str, default: u16) -> Result<u16, String> {
     match std::env::var(name) {
@@ -19,29 +22,21 @@ fn port(name: &str, default: u16) -> Result<u16, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init();
-    let config = functions::FunctionsConfig::from_env()?;
+    let storage = StorageConfig::from_source(&ProcessEnv)?;
+    let cors = CorsConfig::from_source(&ProcessEnv)?;
     let template =
         Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
     let (api_port, ws_port) = (port("API_PORT", 3000)?, port("WS_PORT", 3001)?);
     let sdk = aws::load_sdk_config().await;
+    let built = functions::build(&ProcessEnv, &sdk)?;
 
-    let rest_gateway = rest::RestGateway::new(
-        &template,
-        functions::build(&sdk, &config),
-        rest::LOCAL_STAGE,
-        config.cors.clone(),
-    )?;
+    let rest_gateway = rest::RestGateway::new(&template, built.rest, rest::LOCAL_STAGE, cors)?;
     let ws_gateway = ws::WsGateway::new(
         rest::LOCAL_STAGE,
         template.ws_routes.clone(),
-        functions::build_websocket(&sdk, &config),
+        built.websocket,
     );
-    let poller = streams::start(
-        &sdk,
-        &config.storage.table_name,
-        Arc::new(functions::build_stream(&sdk, &config)),
-    )
-    .await?;
+    let poller = streams::start(&sdk, &storage.table_name, built.stream).await?;
 
     let rest_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let ws_listener = tokio::net::TcpListener::bind(("127.0.0.1", ws_port)).await?;

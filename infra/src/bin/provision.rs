@@ -1,7 +1,7 @@
 //! Creates the table and bucket of template.yaml on the configured endpoint.
 
 use infra::{provision::provision, template::Template};
-use shared::{aws, config::StorageConfig, telemetry};
+use platform::{aws, config::StorageConfig, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

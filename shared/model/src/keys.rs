@@ -1,0 +1,320 @@
+//! Every key format, entity name and index name of the single table, once.
+//! docs/DATA_MODEL.md draws the same layout for people; no other file of
+//! the code spells a key prefix.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | user | `USER#<id>` | `PROFILE` (`gsi1`: `USERS` / `<id>`) |
+//! | email claim | `EMAIL#<email>` | `EMAIL` |
+//! | session | `USER#<id>` | `SESSION#<sid>` |
+//! | one-time token | `TOKEN#<sha256>` | `VERIFY` or `RESET` |
+//! | post | `POST#<id>` | `POST` (`gsi1`: `FEED#<shard>` / `<id>`, `gsi2`: `AUTHOR#<uid>` / `<id>`) |
+//! | tag reference | `TAG#<tag>` | `POST#<id>` |
+//! | comment | `POST#<postId>` | `COMMENT#<id>` |
+//! | notification | `USER#<uid>` | `NOTIF#<id>` (`gsi2`, unread only: `UNREAD#<uid>` / `<id>`) |
+//! | upload | `UPLOAD#<id>` | `UPLOAD` |
+//! | idempotency record | `IDEMP#<uid>#<scope>#<key>` | `IDEMP` |
+//! | rate-limit window | `RATE#<key>` | `W#<secs>#<index>` |
+//! | connection | `CONN#<id>` | `META`, `ROOM#<room>`, `DASHBOARD` |
+//! | presence | `PRESENCE` | `CONN#<id>` |
+//! | a user's connection | `USER#<uid>` | `CONN#<id>` |
+//! | room member | `ROOM#<room>` | `CONN#<id>` |
+//! | dashboard subscriber | `DASHBOARD` | `CONN#<id>` |
+
+use std::fmt::Display;
+
+use crate::domain::{
+    CommentId, ConnectionId, Email, NotificationId, PostId, Room, SessionId, Tag, UploadId, UserId,
+};
+
+/// The attribute names of the table's and the indexes' keys.
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1PK: &str = "gsi1pk";
+pub const GSI1SK: &str = "gsi1sk";
+pub const GSI2PK: &str = "gsi2pk";
+pub const GSI2SK: &str = "gsi2sk";
+/// The attribute DynamoDB's TTL deletes by.
+pub const TTL: &str = "ttl";
+/// The attribute naming an item's kind, which the stream filters read.
+pub const ENTITY: &str = "entity";
+
+/// The global secondary indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// The feed shards and the users list.
+    Gsi1,
+    /// Posts by author and unread notifications (sparse).
+    Gsi2,
+}
+
+impl Index {
+    pub const ALL: [Index; 2] = [Index::Gsi1, Index::Gsi2];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Index::Gsi1 => "gsi1",
+            Index::Gsi2 => "gsi2",
+        }
+    }
+
+    /// The key attributes of the index, with the table's (what an
+    /// `ExclusiveStartKey` on it needs).
+    pub const fn page_key(self) -> &'static [&'static str] {
+        match self {
+            Index::Gsi1 => &[PK, SK, GSI1PK, GSI1SK],
+            Index::Gsi2 => &[PK, SK, GSI2PK, GSI2SK],
+        }
+    }
+}
+
+/// The table's own key attributes, for pages of a table query.
+pub const TABLE_PAGE_KEY: &[&str] = &[PK, SK];
+
+/// The `entity` of every item type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    User,
+    Email,
+    Session,
+    Token,
+    Post,
+    PostTag,
+    Comment,
+    Notification,
+    Upload,
+    Idempotency,
+    Connection,
+    Presence,
+    UserConnection,
+    RoomMember,
+    ConnectionRoom,
+    DashboardSubscriber,
+    ConnectionDashboard,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 17] = [
+        Entity::User,
+        Entity::Email,
+        Entity::Session,
+        Entity::Token,
+        Entity::Post,
+        Entity::PostTag,
+        Entity::Comment,
+        Entity::Notification,
+        Entity::Upload,
+        Entity::Idempotency,
+        Entity::Connection,
+        Entity::Presence,
+        Entity::UserConnection,
+        Entity::RoomMember,
+        Entity::ConnectionRoom,
+        Entity::DashboardSubscriber,
+        Entity::ConnectionDashboard,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Entity::User => "user",
+            Entity::Email => "email",
+            Entity::Session => "session",
+            Entity::Token => "token",
+            Entity::Post => "post",
+            Entity::PostTag => "post-tag",
+            Entity::Comment => "comment",
+            Entity::Notification => "notification",
+            Entity::Upload => "upload",
+            Entity::Idempotency => "idempotency",
+            Entity::Connection => "connection",
+            Entity::Presence => "presence",
+            Entity::UserConnection => "user-connection",
+            Entity::RoomMember => "room-member",
+            Entity::ConnectionRoom => "connection-room",
+            Entity::DashboardSubscriber => "dashboard-subscriber",
+            Entity::ConnectionDashboard => "connection-dashboard",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Entity> {
+        Entity::ALL
+            .into_iter()
+            .find(|entity| entity.as_str() == raw)
+    }
+
+    /// What the stream worker reacts to, by event: the template's
+    /// `FilterCriteria` must let exactly these through (a test checks).
+    pub const STREAMED_INSERTS: [Entity; 2] = [Entity::Notification, Entity::Presence];
+    pub const STREAMED_REMOVES: [Entity; 2] = [Entity::Post, Entity::Presence];
+}
+
+const USER: &str = "USER#";
+const EMAIL: &str = "EMAIL#";
+const SESSION: &str = "SESSION#";
+const TOKEN: &str = "TOKEN#";
+const POST: &str = "POST#";
+const TAG: &str = "TAG#";
+const COMMENT: &str = "COMMENT#";
+const FEED: &str = "FEED#";
+const AUTHOR: &str = "AUTHOR#";
+const NOTIFICATION: &str = "NOTIF#";
+const UNREAD: &str = "UNREAD#";
+const UPLOAD: &str = "UPLOAD#";
+const IDEMPOTENCY: &str = "IDEMP#";
+const RATE: &str = "RATE#";
+const WINDOW: &str = "W#";
+const CONNECTION: &str = "CONN#";
+const ROOM: &str = "ROOM#";
+
+fn prefixed(prefix: &str, id: impl Display) -> String {
+    format!("{prefix}{id}")
+}
+
+pub const PROFILE_SK: &str = "PROFILE";
+pub const EMAIL_SK: &str = "EMAIL";
+pub const POST_SK: &str = "POST";
+pub const UPLOAD_SK: &str = "UPLOAD";
+pub const IDEMPOTENCY_SK: &str = "IDEMP";
+pub const META_SK: &str = "META";
+pub const VERIFY_SK: &str = "VERIFY";
+pub const RESET_SK: &str = "RESET";
+/// The one partition of the users list on `gsi1`.
+pub const USERS_INDEX_PK: &str = "USERS";
+pub const PRESENCE_PK: &str = "PRESENCE";
+pub const DASHBOARD_PK: &str = "DASHBOARD";
+/// The connection's own marker that it watches the dashboard.
+pub const DASHBOARD_SK: &str = "DASHBOARD";
+
+pub fn user_pk(id: &UserId) -> String {
+    prefixed(USER, id)
+}
+
+pub fn email_pk(email: &Email) -> String {
+    prefixed(EMAIL, email)
+}
+
+pub fn session_sk(sid: &SessionId) -> String {
+    prefixed(SESSION, sid)
+}
+
+/// `hash` is the hex SHA-256 of the token: the token itself is never kept.
+pub fn token_pk(hash: &str) -> String {
+    prefixed(TOKEN, hash)
+}
+
+pub fn post_pk(id: &PostId) -> String {
+    prefixed(POST, id)
+}
+
+/// A tag reference sorts under its post's key.
+pub fn tag_ref_sk(id: &PostId) -> String {
+    post_pk(id)
+}
+
+pub fn tag_pk(tag: &Tag) -> String {
+    prefixed(TAG, tag)
+}
+
+pub fn comment_sk(id: &CommentId) -> String {
+    prefixed(COMMENT, id)
+}
+
+/// The sort-key prefix shared by a post's comments.
+pub const COMMENT_SK_PREFIX: &str = COMMENT;
+
+pub fn feed_pk(shard: u8) -> String {
+    prefixed(FEED, shard)
+}
+
+pub fn author_pk(id: &UserId) -> String {
+    prefixed(AUTHOR, id)
+}
+
+pub fn notification_sk(id: &NotificationId) -> String {
+    prefixed(NOTIFICATION, id)
+}
+
+/// The sort-key prefix shared by a user's notifications.
+pub const NOTIFICATION_SK_PREFIX: &str = NOTIFICATION;
+
+pub fn unread_pk(user: &UserId) -> String {
+    prefixed(UNREAD, user)
+}
+
+pub fn upload_pk(id: &UploadId) -> String {
+    prefixed(UPLOAD, id)
+}
+
+pub fn idempotency_pk(user: &UserId, scope: &str, key: &str) -> String {
+    format!("{IDEMPOTENCY}{user}#{scope}#{key}")
+}
+
+pub fn rate_pk(key: &str) -> String {
+    prefixed(RATE, key)
+}
+
+pub fn rate_window_sk(length_secs: u64, index: u64) -> String {
+    format!("{WINDOW}{length_secs}#{index}")
+}
+
+pub fn connection_pk(id: &ConnectionId) -> String {
+    prefixed(CONNECTION, id)
+}
+
+/// A connection as the sort key of presence, room, user and dashboard items.
+pub fn connection_sk(id: &ConnectionId) -> String {
+    prefixed(CONNECTION, id)
+}
+
+/// The sort-key prefix of the items that point at a connection.
+pub const CONNECTION_SK_PREFIX: &str = CONNECTION;
+
+pub fn room_pk(room: &Room) -> String {
+    prefixed(ROOM, room)
+}
+
+/// The connection's own record of a room it joined.
+pub fn room_sk(room: &Room) -> String {
+    prefixed(ROOM, room)
+}
+
+/// The room a connection's `ROOM#<room>` sort key names.
+pub fn room_of_sk(sk: &str) -> Option<Room> {
+    sk.strip_prefix(ROOM).and_then(|raw| Room::parse(raw).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_the_documented_shape() {
+        let user: UserId = "01J0000000000000000000000A".parse().unwrap();
+        let post: PostId = "01J0000000000000000000000B".parse().unwrap();
+        assert_eq!(user_pk(&user), "USER#01J0000000000000000000000A");
+        assert_eq!(post_pk(&post), "POST#01J0000000000000000000000B");
+        assert_eq!(tag_ref_sk(&post), post_pk(&post));
+        assert_eq!(feed_pk(3), "FEED#3");
+        assert_eq!(author_pk(&user), "AUTHOR#01J0000000000000000000000A");
+        assert_eq!(rate_window_sk(60, 7), "W#60#7");
+        assert_eq!(
+            idempotency_pk(&user, "create-post", "k"),
+            "IDEMP#01J0000000000000000000000A#create-post#k"
+        );
+        let room = Room::parse("general").unwrap();
+        assert_eq!(room_of_sk(&room_sk(&room)), Some(room));
+        assert_eq!(room_of_sk("META"), None);
+    }
+
+    #[test]
+    fn entity_names_are_unique_and_parse_back() {
+        let mut names: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Entity::ALL.len());
+        for entity in Entity::ALL {
+            assert_eq!(Entity::parse(entity.as_str()), Some(entity));
+        }
+        assert_eq!(Entity::parse("nope"), None);
+    }
+}

@@ -1,0 +1,418 @@
+//! Notifications: the item, its API view, and the store the notifications
+//! function serves them from (`Notifications`). The posts function creates
+//! them (a comment notifies the post's author, in the comment's own
+//! transaction); the stream worker delivers them live and by email.
+//!
+//! Unread ones also carry `gsi2pk = UNREAD#<recipient>`, a sparse index:
+//! counting or listing unread notifications reads only unread ones, and
+//! marking read removes those keys.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{NotificationId, UserId},
+    error::{Condition, StoreError, dynamo},
+    keys::{self, Entity, Index, NOTIFICATION_SK_PREFIX, TABLE_PAGE_KEY},
+    table::{self, Item, Page, Table, from_item, key, to_item},
+};
+
+/// The sparse index of unread notifications.
+const UNREAD_INDEX: Index = Index::Gsi2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationType {
+    Comment,
+    System,
+}
+
+/// The stored notification.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationItem {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub id: NotificationId,
+    pub user_id: UserId,
+    #[serde(rename = "type")]
+    pub kind: NotificationType,
+    pub title: String,
+    pub body: String,
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub read: bool,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
+}
+
+impl NotificationItem {
+    /// A new, unread notification for `user_id`.
+    pub fn new(
+        user_id: &UserId,
+        kind: NotificationType,
+        title: String,
+        body: String,
+        data: serde_json::Map<String, serde_json::Value>,
+        created_at: String,
+    ) -> Self {
+        let id = NotificationId::new();
+        Self {
+            pk: keys::user_pk(user_id),
+            sk: keys::notification_sk(&id),
+            entity: Entity::Notification.as_str().into(),
+            user_id: *user_id,
+            kind,
+            title,
+            body,
+            data,
+            read: false,
+            created_at,
+            gsi2pk: Some(keys::unread_pk(user_id)),
+            gsi2sk: Some(id.to_string()),
+            id,
+        }
+    }
+
+    pub fn to_response(&self) -> Notification {
+        Notification {
+            id: self.id.to_string(),
+            kind: self.kind,
+            title: self.title.clone(),
+            body: self.body.clone(),
+            data: self.data.clone(),
+            read: self.read,
+            created_at: self.created_at.clone(),
+        }
+    }
+}
+
+/// `Notification` of docs/API.md.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: NotificationType,
+    pub title: String,
+    pub body: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub read: bool,
+    pub created_at: String,
+}
+
+/// The caller's notifications.
+#[expect(
+    async_fn_in_trait,
+    reason = "called on the DynamoDB implementation, whose futures are Send; nothing is generic over it"
+)]
+pub trait Notifications {
+    /// One page of a user's notifications, newest first.
+    async fn list_notifications(
+        &self,
+        user: &UserId,
+        page: Page,
+    ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError>;
+    /// One page of a user's unread notifications, newest first.
+    async fn list_unread(
+        &self,
+        user: &UserId,
+        page: Page,
+    ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError>;
+    /// How many unread notifications a user has.
+    async fn count_unread(&self, user: &UserId) -> Result<u64, StoreError>;
+    /// Marks one read and returns it (idempotent); `NotificationGone`.
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+    ) -> Result<NotificationItem, StoreError>;
+    /// Marks every unread one read; how many this call changed.
+    async fn mark_all_read(&self, user: &UserId) -> Result<u64, StoreError>;
+    /// Deletes one; `NotificationGone`.
+    async fn delete_notification(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+    ) -> Result<(), StoreError>;
+    /// Stores a new notification (the system notifications of tools).
+    async fn put_notification(&self, notification: &NotificationItem) -> Result<(), StoreError>;
+}
+
+impl Notifications for Table {
+    async fn list_notifications(
+        &self,
+        user: &UserId,
+        page: Page,
+    ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
+        list_all(self, user, page).await
+    }
+
+    async fn list_unread(
+        &self,
+        user: &UserId,
+        page: Page,
+    ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
+        list_unread(self, user, page).await
+    }
+
+    async fn count_unread(&self, user: &UserId) -> Result<u64, StoreError> {
+        count_unread(self, user).await
+    }
+
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+    ) -> Result<NotificationItem, StoreError> {
+        mark_read(self, user, id).await
+    }
+
+    async fn mark_all_read(&self, user: &UserId) -> Result<u64, StoreError> {
+        mark_all_read(self, user).await
+    }
+
+    async fn delete_notification(
+        &self,
+        user: &UserId,
+        id: &NotificationId,
+    ) -> Result<(), StoreError> {
+        delete(self, user, id).await
+    }
+
+    async fn put_notification(&self, notification: &NotificationItem) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(notification)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo)
+    }
+}
+
+/// How many updates read-all keeps in flight at once: enough to finish a
+/// large backlog quickly, few enough not to burst into throttling.
+const READ_ALL_CONCURRENCY: usize = 16;
+
+/// `SET read = true` plus dropping the index keys, shared by both ways of
+/// marking read so that they cannot drift apart. `read` is a reserved word.
+const MARK_READ: &str = "SET #read = :true REMOVE gsi2pk, gsi2sk";
+
+fn notification_key(user_id: &UserId, id: &NotificationId) -> Item {
+    key(keys::user_pk(user_id), keys::notification_sk(id))
+}
+
+fn into_notifications(items: Vec<Item>) -> Result<Vec<NotificationItem>, StoreError> {
+    items.into_iter().map(from_item).collect()
+}
+
+/// One page of the caller's notifications, newest first.
+async fn list_all(
+    table: &Table,
+    user_id: &UserId,
+    page: Page,
+) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
+    let (items, next) = table::query_page(
+        page.limit,
+        page.start,
+        TABLE_PAGE_KEY,
+        |start, limit| async move {
+            table
+                .client
+                .query()
+                .table_name(&table.name)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(user_id)))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(NOTIFICATION_SK_PREFIX.into()),
+                )
+                .scan_index_forward(false)
+                .limit(limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)
+        },
+    )
+    .await?;
+    Ok((into_notifications(items)?, next))
+}
+
+/// One page of the caller's unread notifications, newest first.
+async fn list_unread(
+    table: &Table,
+    user_id: &UserId,
+    page: Page,
+) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
+    let (items, next) = table::query_page(
+        page.limit,
+        page.start,
+        UNREAD_INDEX.page_key(),
+        |start, limit| async move {
+            table
+                .client
+                .query()
+                .table_name(&table.name)
+                .index_name(UNREAD_INDEX.name())
+                .key_condition_expression("gsi2pk = :unread")
+                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user_id)))
+                .scan_index_forward(false)
+                .limit(limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)
+        },
+    )
+    .await?;
+    Ok((into_notifications(items)?, next))
+}
+
+/// How many unread notifications the caller has. A count query still stops
+/// at 1 MB of index data per call, so it follows `LastEvaluatedKey`.
+async fn count_unread(table: &Table, user_id: &UserId) -> Result<u64, StoreError> {
+    let mut count = 0u64;
+    let mut start: Option<Item> = None;
+    loop {
+        let output = table
+            .client
+            .query()
+            .table_name(&table.name)
+            .index_name(UNREAD_INDEX.name())
+            .key_condition_expression("gsi2pk = :unread")
+            .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user_id)))
+            .select(Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        count += u64::try_from(output.count).unwrap_or_default();
+        match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+            Some(key) => start = Some(key),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// Marks one of the caller's notifications read and returns it; a missing
+/// one is a 404. Already read is fine: the update is idempotent.
+async fn mark_read(
+    table: &Table,
+    user_id: &UserId,
+    id: &NotificationId,
+) -> Result<NotificationItem, StoreError> {
+    let output = table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(notification_key(user_id, id)))
+        .update_expression(MARK_READ)
+        // Without it, an update of a missing key would create a stub item.
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_names("#read", "read")
+        .expression_attribute_values(":true", AttributeValue::Bool(true))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await
+        .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
+    from_item(output.attributes.unwrap_or_default())
+}
+
+/// Marks every unread notification of the caller read; returns how many
+/// this call changed.
+async fn mark_all_read(table: &Table, user_id: &UserId) -> Result<u64, StoreError> {
+    let mut updated = 0u64;
+    let mut start: Option<Item> = None;
+    loop {
+        let output = table
+            .client
+            .query()
+            .table_name(&table.name)
+            .index_name(UNREAD_INDEX.name())
+            .key_condition_expression("gsi2pk = :unread")
+            .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user_id)))
+            .projection_expression("gsi2sk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        // The key is rebuilt from the caller's id, so nothing but their own
+        // partition can be written whatever the index holds.
+        let ids = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| match item.get("gsi2sk") {
+                Some(AttributeValue::S(id)) => id.parse::<NotificationId>().ok(),
+                _ => None,
+            });
+        // One conditional UpdateItem per notification, run concurrently,
+        // rather than TransactWriteItems in chunks of 100: the notifications
+        // are independent, so a transaction's all-or-nothing buys nothing,
+        // costs twice the write capacity, and one notification read or
+        // deleted meanwhile would cancel its whole chunk and force a retry.
+        // Here such a notification just fails its own condition and is not
+        // counted, so `updated` is exactly what this call changed.
+        updated += stream::iter(ids)
+            .map(|id| async move { mark_read_if_unread(table, user_id, &id).await })
+            .buffer_unordered(READ_ALL_CONCURRENCY)
+            .try_fold(
+                0u64,
+                |sum, changed| async move { Ok(sum + u64::from(changed)) },
+            )
+            .await?;
+        match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+            Some(key) => start = Some(key),
+            None => return Ok(updated),
+        }
+    }
+}
+
+/// Whether this call turned the notification from unread to read.
+async fn mark_read_if_unread(
+    table: &Table,
+    user_id: &UserId,
+    id: &NotificationId,
+) -> Result<bool, StoreError> {
+    let result = table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(notification_key(user_id, id)))
+        .update_expression(MARK_READ)
+        // Read or deleted since the index was read: not ours to count, and
+        // a deleted one must not come back as a stub.
+        .condition_expression("attribute_exists(gsi2pk)")
+        .expression_attribute_names("#read", "read")
+        .expression_attribute_values(":true", AttributeValue::Bool(true))
+        .send()
+        .await
+        .map_err(dynamo);
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::Condition(_)) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// Deletes one of the caller's notifications; a missing one is a 404.
+async fn delete(table: &Table, user_id: &UserId, id: &NotificationId) -> Result<(), StoreError> {
+    table
+        .client
+        .delete_item()
+        .table_name(&table.name)
+        .set_key(Some(notification_key(user_id, id)))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
+    Ok(())
+}

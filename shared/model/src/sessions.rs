@@ -1,0 +1,355 @@
+//! Accounts and sessions: the session item, the one-time token item, and
+//! the store of the account lifecycle (`Accounts`): register, log in,
+//! refresh, revoke, verify an email, reset a password.
+//!
+//! One-time tokens (email verification, password reset) are stored only as
+//! the SHA-256 of the token and consumed with a single `DeleteItem …
+//! ReturnValues=ALL_OLD`, so a token works exactly once even under
+//! concurrent use. Each write here is one round trip.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    clock::unix_now,
+    domain::{SessionId, UserId},
+    error::{Condition, StoreError, dynamo},
+    keys::{self, Entity, RESET_SK, VERIFY_SK},
+    table::{self, Item, Table, from_item, key, to_item, transact_put, transact_update},
+    users::{EmailItem, UserItem},
+};
+
+/// Hex SHA-256 of a secret; what is stored instead of the secret.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One login: the refresh token in force is kept only as its hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionItem {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub sid: SessionId,
+    pub user_id: UserId,
+    pub refresh_hash: String,
+    pub revoked: bool,
+    pub created_at_ms: i64,
+    /// Epoch seconds; DynamoDB deletes the item some time after.
+    pub ttl: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// Who opened a session, as the request told it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOrigin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionItem {
+    /// A new session, live until `expires_at` (epoch seconds), holding the
+    /// hash of its first refresh token.
+    pub fn new(
+        user_id: &UserId,
+        sid: SessionId,
+        refresh_hash: String,
+        expires_at: i64,
+        origin: SessionOrigin,
+    ) -> Self {
+        Self {
+            pk: keys::user_pk(user_id),
+            sk: keys::session_sk(&sid),
+            entity: Entity::Session.as_str().into(),
+            sid,
+            user_id: *user_id,
+            refresh_hash,
+            revoked: false,
+            created_at_ms: crate::clock::unix_now_ms(),
+            ttl: expires_at,
+            ip: origin.ip,
+            user_agent: origin.user_agent,
+        }
+    }
+
+    pub fn key(user_id: &UserId, sid: &SessionId) -> Item {
+        key(keys::user_pk(user_id), keys::session_sk(sid))
+    }
+
+    /// Whether this session may still be used by `user`.
+    pub fn is_live(&self, user: &UserItem, now_secs: i64) -> bool {
+        !self.revoked && self.ttl > now_secs && self.created_at_ms >= user.sessions_valid_after
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Verify,
+    Reset,
+}
+
+impl TokenKind {
+    fn sk(self) -> &'static str {
+        match self {
+            TokenKind::Verify => VERIFY_SK,
+            TokenKind::Reset => RESET_SK,
+        }
+    }
+}
+
+/// A one-time token, under the hash of the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenItem {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub user_id: UserId,
+    /// Epoch seconds; checked on use, since TTL deletion can lag by hours.
+    pub expires_at: i64,
+    pub ttl: i64,
+}
+
+impl TokenItem {
+    pub fn new(token: &str, kind: TokenKind, user_id: &UserId, ttl_secs: u64) -> Self {
+        let expires_at = (unix_now() + ttl_secs) as i64;
+        Self {
+            pk: keys::token_pk(&hash_secret(token)),
+            sk: kind.sk().to_owned(),
+            entity: Entity::Token.as_str().into(),
+            user_id: *user_id,
+            expires_at,
+            ttl: expires_at,
+        }
+    }
+}
+
+/// The account lifecycle.
+#[expect(
+    async_fn_in_trait,
+    reason = "called on the DynamoDB implementation, whose futures are Send; nothing is generic over it"
+)]
+pub trait Accounts {
+    /// The email claim, the user, their first session and their
+    /// verification token, atomically; `EmailTaken` if the email is claimed.
+    async fn register(
+        &self,
+        user: &UserItem,
+        session: &SessionItem,
+        token: &TokenItem,
+    ) -> Result<(), StoreError>;
+    /// A new session and the login time, in one transaction.
+    async fn start_session(&self, session: &SessionItem, login_at: &str) -> Result<(), StoreError>;
+    /// Swaps the refresh token in force, only if `old_hash` still is it: of
+    /// two concurrent refreshes with one token exactly one wins, the other
+    /// gets `RefreshSuperseded`.
+    async fn rotate_refresh(
+        &self,
+        session: &SessionItem,
+        old_hash: &str,
+        new_hash: &str,
+        ttl: i64,
+    ) -> Result<(), StoreError>;
+    /// Marks one session revoked; a session already gone stays gone.
+    async fn revoke_session(&self, user: &UserId, sid: &SessionId) -> Result<(), StoreError>;
+    async fn put_token(&self, token: &TokenItem) -> Result<(), StoreError>;
+    /// Deletes the token and returns it if it existed and had not expired.
+    async fn consume_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> Result<Option<TokenItem>, StoreError>;
+    /// `UserGone` if the user was deleted meanwhile.
+    async fn mark_email_verified(&self, user: &UserId, now: &str) -> Result<(), StoreError>;
+    /// Sets a new password and kills every session created before
+    /// `valid_after_ms`; `UserGone` if the user was deleted meanwhile.
+    async fn set_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        valid_after_ms: i64,
+        now: &str,
+    ) -> Result<(), StoreError>;
+}
+
+impl Accounts for Table {
+    async fn register(
+        &self,
+        user: &UserItem,
+        session: &SessionItem,
+        token: &TokenItem,
+    ) -> Result<(), StoreError> {
+        let not_exists = Some("attribute_not_exists(pk)");
+        let items = vec![
+            transact_put(
+                self,
+                to_item(&EmailItem::new(&user.email, &user.id))?,
+                not_exists,
+            )?,
+            transact_put(self, to_item(user)?, not_exists)?,
+            transact_put(self, to_item(session)?, not_exists)?,
+            transact_put(self, to_item(token)?, None)?,
+        ];
+        table::transact_write(self, items).await.map_err(|failure| {
+            failure.named(|index| match index {
+                0 => Some(Condition::EmailTaken),
+                1 | 2 => Some(Condition::AlreadyExists),
+                _ => None,
+            })
+        })
+    }
+
+    async fn start_session(&self, session: &SessionItem, login_at: &str) -> Result<(), StoreError> {
+        let items = vec![
+            transact_put(self, to_item(session)?, Some("attribute_not_exists(pk)"))?,
+            transact_update(
+                self,
+                UserItem::key(&session.user_id),
+                "SET lastLoginAt = :now",
+                "attribute_exists(pk)",
+                vec![(":now", AttributeValue::S(login_at.to_owned()))],
+            )?,
+        ];
+        table::transact_write(self, items).await.map_err(|failure| {
+            failure.named(|index| match index {
+                0 => Some(Condition::AlreadyExists),
+                _ => Some(Condition::UserGone),
+            })
+        })
+    }
+
+    async fn rotate_refresh(
+        &self,
+        session: &SessionItem,
+        old_hash: &str,
+        new_hash: &str,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(SessionItem::key(&session.user_id, &session.sid)))
+            .update_expression("SET refreshHash = :new, #ttl = :ttl")
+            .condition_expression("refreshHash = :old AND revoked = :false")
+            .expression_attribute_names("#ttl", keys::TTL)
+            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
+            .expression_attribute_values(":old", AttributeValue::S(old_hash.to_owned()))
+            .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| dynamo(err).on_condition(Condition::RefreshSuperseded))
+    }
+
+    async fn revoke_session(&self, user: &UserId, sid: &SessionId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(SessionItem::key(user, sid)))
+            .update_expression("SET revoked = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(dynamo);
+        match result {
+            Ok(_) | Err(StoreError::Condition(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn put_token(&self, token: &TokenItem) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(token)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(dynamo)
+    }
+
+    async fn consume_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> Result<Option<TokenItem>, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(key(
+                keys::token_pk(&hash_secret(token)),
+                kind.sk().to_owned(),
+            )))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        let Some(item) = output.attributes.filter(|item| !item.is_empty()) else {
+            return Ok(None);
+        };
+        let token: TokenItem = from_item(item)?;
+        Ok((token.expires_at > unix_now() as i64).then_some(token))
+    }
+
+    async fn mark_email_verified(&self, user: &UserId, now: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(UserItem::key(user)))
+            .update_expression("SET emailVerified = :true, updatedAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))
+    }
+
+    async fn set_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        valid_after_ms: i64,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(UserItem::key(user)))
+            .update_expression(
+                "SET passwordHash = :hash, sessionsValidAfter = :after, updatedAt = :now",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":hash", AttributeValue::S(password_hash.to_owned()))
+            .expression_attribute_values(":after", AttributeValue::N(valid_after_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_hash_to_hex_sha256() {
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

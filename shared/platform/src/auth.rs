@@ -1,0 +1,268 @@
+//! Authentication as extractor types: a handler that needs a user asks for an
+//! `AuthUser` (or `AdminUser`) in its signature and cannot forget the check.
+//!
+//! A request is authenticated by the access token's signature and claims,
+//! then by one consistent BatchGetItem of the user and the session named in
+//! the token: a revoked session, a suspended or deleted user, or a role
+//! change take effect on the very next request, not at token expiry.
+
+use axum::extract::{FromRef, FromRequestParts};
+use http::{header::AUTHORIZATION, request::Parts};
+
+use model::{
+    Table,
+    domain::{Role, SessionId, UserId, UserStatus},
+    sessions::SessionItem,
+    users::{UserItem, Users},
+};
+
+use crate::{
+    error::AppError,
+    jwt::{Claims, JwtKeys, TokenType, unix_now},
+};
+
+/// What authentication needs; every function with protected routes puts one
+/// in its state.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    pub jwt: JwtKeys,
+    pub table: Table,
+}
+
+/// A signed-in, active user with a live session.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: UserItem,
+    pub session_id: SessionId,
+    pub claims: Claims,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> &UserId {
+        &self.user.id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+/// A request whose access token has passed the checks made in memory
+/// (signature, type, expiry), with the store's check of user and session
+/// still to come: for a read-only handler that can fetch its own data while
+/// that check runs, one round trip instead of two. The handler gets its data
+/// only through [`PendingAuth::alongside`], which answers with the
+/// authentication error first, so a caller who may not act learns nothing
+/// from the read (not even whether the item exists).
+///
+/// Taking a `PendingAuth` and never calling `alongside` would serve a
+/// revoked session or a suspended user: a handler that does not read
+/// anything of its own first should take an [`AuthUser`] instead.
+#[derive(Debug, Clone)]
+#[must_use = "the session is only checked by `alongside`"]
+pub struct PendingAuth {
+    authenticator: Authenticator,
+    claims: Claims,
+}
+
+impl PendingAuth {
+    /// Confirms the session while `read` runs.
+    pub async fn alongside<T>(
+        self,
+        read: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<(AuthUser, T), AppError> {
+        let (user, read) = tokio::join!(self.authenticator.confirm(self.claims), read);
+        Ok((user?, read?))
+    }
+}
+
+/// The state of a function with protected routes: its own state `T` and the
+/// `Authenticator` the extractors need, found through this one `FromRef`.
+/// Handlers reach `T`'s fields through `Deref`.
+#[derive(Debug, Clone)]
+pub struct ApiState<T> {
+    pub authenticator: Authenticator,
+    pub inner: T,
+}
+
+impl<T> ApiState<T> {
+    pub fn new(authenticator: Authenticator, inner: T) -> Self {
+        Self {
+            authenticator,
+            inner,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for ApiState<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: Clone> FromRef<ApiState<T>> for Authenticator {
+    fn from_ref(state: &ApiState<T>) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+/// An `AuthUser` whose current role is admin.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+/// The bearer token of a request, if it has a well-formed one.
+pub fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| AppError::Unauthorized("Missing Authorization header".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("Malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| AppError::Unauthorized("Expected a Bearer token".into()))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AppError::Unauthorized("Expected a Bearer token".into()));
+    }
+    Ok(token)
+}
+
+/// Whether `user` may act at all: suspended is a 403, deleted a 401.
+pub fn ensure_active(user: &UserItem) -> Result<(), AppError> {
+    match user.status {
+        UserStatus::Active => Ok(()),
+        UserStatus::Suspended => Err(AppError::Forbidden("Account is suspended".into())),
+        UserStatus::Deleted => Err(AppError::Unauthorized("Account no longer exists".into())),
+    }
+}
+
+impl Authenticator {
+    pub fn new(jwt: JwtKeys, table: Table) -> Self {
+        Self { jwt, table }
+    }
+
+    /// The user and session a token names, if the user may act and the
+    /// session is alive: one consistent batch read. Shared by every
+    /// authenticated request and by the refresh of a session.
+    pub async fn live_session(&self, claims: &Claims) -> Result<(UserItem, SessionItem), AppError> {
+        let (user, session) = self
+            .table
+            .user_and_session(&claims.sub, &claims.sid)
+            .await?;
+        let revoked = || AppError::Unauthorized("Session has been revoked".into());
+        let user = user.ok_or_else(revoked)?;
+        ensure_active(&user)?;
+        let session = session.ok_or_else(revoked)?;
+        if !session.is_live(&user, unix_now() as i64) {
+            return Err(revoked());
+        }
+        Ok((user, session))
+    }
+
+    /// The checks of an access token made in memory: signature, type,
+    /// expiry.
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AppError> {
+        self.jwt.verify(token, TokenType::Access)
+    }
+
+    /// The store's check of verified claims: the user they name may act
+    /// and the session is alive.
+    pub async fn confirm(&self, claims: Claims) -> Result<AuthUser, AppError> {
+        let (user, _session) = self.live_session(&claims).await?;
+        Ok(AuthUser {
+            user,
+            session_id: claims.sid,
+            claims,
+        })
+    }
+
+    /// Checks an access token all the way to the store.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, AppError> {
+        self.confirm(self.verify_access(token)?).await
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
+        let token = bearer_token(parts)?;
+        let user = Authenticator::from_ref(state).authenticate(token).await?;
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl<S> FromRequestParts<S> for PendingAuth
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authenticator = Authenticator::from_ref(state);
+        let claims = authenticator.verify_access(bearer_token(parts)?)?;
+        Ok(Self {
+            authenticator,
+            claims,
+        })
+    }
+}
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.is_admin() {
+            return Err(AppError::Forbidden("Admin role required".into()));
+        }
+        Ok(AdminUser(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(header: Option<&str>) -> Parts {
+        let mut builder = http::Request::builder();
+        if let Some(value) = header {
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        assert_eq!(bearer_token(&parts(Some("Bearer abc"))).unwrap(), "abc");
+        assert_eq!(bearer_token(&parts(Some("bearer  abc "))).unwrap(), "abc");
+        for bad in [
+            None,
+            Some("abc"),
+            Some("Basic abc"),
+            Some("Bearer "),
+            Some("Bearer"),
+        ] {
+            assert!(
+                matches!(bearer_token(&parts(bad)), Err(AppError::Unauthorized(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

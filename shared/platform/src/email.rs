@@ -1,0 +1,130 @@
+//! Sending email through SES v2.
+//!
+//! A failed send never fails the request that caused it (docs/API.md §8):
+//! `send_or_log` logs the failure with its cause and returns.
+
+use std::time::Duration;
+
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+
+use crate::{
+    config::{ConfigError, ProcessEnv, Source},
+    error::{AppError, ErrorChain},
+};
+
+/// Sender address and the public URL links in emails point at.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// `EMAIL_FROM`: a verified SES identity.
+    pub from: String,
+    /// `APP_URL`: where the links in emails lead.
+    pub app_url: String,
+}
+
+impl EmailConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let from = source
+            .get("EMAIL_FROM")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing { name: "EMAIL_FROM" })?;
+        if !from.contains('@') {
+            return Err(ConfigError::Invalid {
+                name: "EMAIL_FROM",
+                reason: "must be an email address".into(),
+            });
+        }
+        let app_url = source
+            .get("APP_URL")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "http://127.0.0.1:3000".into());
+        Ok(Self {
+            from: from.trim().to_owned(),
+            app_url: app_url.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// One plain-text email.
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mailer {
+    client: aws_sdk_sesv2::Client,
+    config: EmailConfig,
+}
+
+/// A send that takes longer than this is abandoned: the request waits for
+/// nobody's mail server.
+const SEND_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Mailer {
+    pub fn new(client: aws_sdk_sesv2::Client, config: EmailConfig) -> Self {
+        Self { client, config }
+    }
+
+    pub fn app_url(&self) -> &str {
+        &self.config.app_url
+    }
+
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<(), AppError> {
+        let content = EmailContent::builder()
+            .simple(
+                Message::builder()
+                    .subject(
+                        Content::builder()
+                            .data(&email.subject)
+                            .charset("UTF-8")
+                            .build()
+                            .map_err(|e| AppError::internal("building an email", e))?,
+                    )
+                    .body(
+                        Body::builder()
+                            .text(
+                                Content::builder()
+                                    .data(&email.text)
+                                    .charset("UTF-8")
+                                    .build()
+                                    .map_err(|e| AppError::internal("building an email", e))?,
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let send = self
+            .client
+            .send_email()
+            .from_email_address(&self.config.from)
+            .destination(Destination::builder().to_addresses(&email.to).build())
+            .content(content)
+            .send();
+        match tokio::time::timeout(SEND_TIMEOUT, send).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(model::error::translate("ses", err).into()),
+            Err(_) => Err(AppError::Unavailable {
+                service: "ses",
+                source: Some("send timed out".into()),
+            }),
+        }
+    }
+
+    /// Sends, and on failure logs instead of failing the caller.
+    pub async fn send_or_log(&self, email: &OutgoingEmail) -> bool {
+        match self.send(email).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %ErrorChain(&err), subject = %email.subject, "email not sent");
+                false
+            }
+        }
+    }
+}

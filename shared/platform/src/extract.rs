@@ -1,0 +1,225 @@
+//! Request body extraction with the contract's statuses: wrong content type
+//! 415, over 64 KiB 413, bad JSON or a wrong JSON type 400, and a broken rule
+//! 422 naming every failing field.
+//!
+//! A body type declares its wire shape (`Raw`, all fields optional so that a
+//! missing field is a 422 `REQUIRED` rather than a 400) and how it is parsed
+//! into domain values; handlers only ever see the parsed value.
+
+use axum::{
+    body::{Body, to_bytes},
+    extract::{FromRequest, Request},
+};
+use http::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+
+/// Parses an id in a path; anything but an id cannot name a resource, so
+/// it is a 404 rather than a validation error.
+pub fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound("Resource not found".into()))
+}
+
+/// The largest JSON body the API accepts.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// A request body parsed from its wire shape into domain values.
+pub trait ParseBody: Sized {
+    type Raw: DeserializeOwned;
+    fn parse(raw: Self::Raw) -> Result<Self, Vec<FieldError>>;
+}
+
+/// Extracts and parses a JSON body; see the module doc for the statuses.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: ParseBody,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(&request) {
+            return Err(AppError::UnsupportedMediaType(
+                "Expected a body with Content-Type: application/json".into(),
+            ));
+        }
+        let raw: T::Raw = read_json(request.into_body()).await?;
+        T::parse(raw).map(Json).map_err(AppError::Validation)
+    }
+}
+
+fn has_json_content_type(request: &Request) -> bool {
+    request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Reads at most `MAX_JSON_BODY_BYTES` and deserialises them.
+pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, AppError> {
+    let bytes = to_bytes(body, MAX_JSON_BODY_BYTES).await.map_err(|_| {
+        AppError::PayloadTooLarge(format!("Body exceeds {} KiB", MAX_JSON_BODY_BYTES / 1024))
+    })?;
+    parse_json(&bytes)
+}
+
+/// Deserialises a JSON object with the contract's 400 messages. Every body
+/// of the API is an object; serde would otherwise also fill a struct from an
+/// array of its fields in order, so anything but an object is refused first.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(AppError::BadRequest(
+                "Request body is empty; expected a JSON object".into(),
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            return Err(AppError::BadRequest(
+                "Request body has the wrong JSON type: expected a JSON object".into(),
+            ));
+        }
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "Request body is not valid JSON".into(),
+            ));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|err| {
+        use serde_json::error::Category;
+        let message = match err.classify() {
+            Category::Data => format!(
+                "Request body does not match the expected shape: {}",
+                strip_position(&err)
+            ),
+            Category::Syntax | Category::Eof | Category::Io => {
+                "Request body is not valid JSON".to_owned()
+            }
+        };
+        AppError::BadRequest(message)
+    })
+}
+
+/// serde's message without "at line 1 column 9", which says nothing useful.
+fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.find(" at line ") {
+        Some(index) => text[..index].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FieldCode;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawName {
+        name: Option<String>,
+    }
+
+    #[derive(Debug)]
+    struct Name(String);
+
+    impl ParseBody for Name {
+        type Raw = RawName;
+        fn parse(raw: RawName) -> Result<Self, Vec<FieldError>> {
+            match raw.name {
+                Some(name) if !name.is_empty() => Ok(Name(name)),
+                Some(_) => Err(vec![FieldError::new(
+                    "name",
+                    FieldCode::TooShort,
+                    "must not be empty",
+                )]),
+                None => Err(vec![FieldError::new(
+                    "name",
+                    FieldCode::Required,
+                    "is required",
+                )]),
+            }
+        }
+    }
+
+    async fn extract(
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Result<Json<Name>, AppError> {
+        let mut builder = http::Request::builder().method("POST").uri("/");
+        if let Some(ct) = content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        Json::<Name>::from_request(builder.body(body.into()).unwrap(), &()).await
+    }
+
+    #[tokio::test]
+    async fn a_good_body_parses() {
+        let Json(name) = extract(Some("application/json; charset=utf-8"), r#"{"name":"ok"}"#)
+            .await
+            .unwrap();
+        assert_eq!(name.0, "ok");
+    }
+
+    #[tokio::test]
+    async fn each_failure_has_its_status() {
+        let cases: Vec<(Option<&str>, Body, u16)> = vec![
+            (None, Body::from(r#"{"name":"x"}"#), 415),
+            (Some("text/plain"), Body::from(r#"{"name":"x"}"#), 415),
+            (Some("application/json"), Body::from("{not json"), 400),
+            (Some("application/json"), Body::from(""), 400),
+            (Some("application/json"), Body::from(r#"{"name": 5}"#), 400),
+            (Some("application/json"), Body::from(r#"["name"]"#), 400),
+            (
+                Some("application/json"),
+                Body::from(vec![0xff, 0xfe, b'{']),
+                400,
+            ),
+            (
+                Some("application/json"),
+                Body::from(format!(
+                    r#"{{"name":"{}"}}"#,
+                    "x".repeat(MAX_JSON_BODY_BYTES)
+                )),
+                413,
+            ),
+            (Some("application/json"), Body::from(r#"{}"#), 422),
+            (Some("application/json"), Body::from(r#"{"name":""}"#), 422),
+        ];
+        for (content_type, body, status) in cases {
+            let err = extract(content_type, body).await.unwrap_err();
+            assert_eq!(err.status().as_u16(), status, "{content_type:?}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_field_is_named() {
+        let err = extract(Some("application/json"), "{}").await.unwrap_err();
+        let AppError::Validation(errors) = err else {
+            panic!("expected 422")
+        };
+        assert_eq!(errors[0].field, "name");
+        assert_eq!(errors[0].code, FieldCode::Required);
+    }
+
+    #[test]
+    fn wrong_type_messages_do_not_carry_positions() {
+        let err = parse_json::<RawName>(br#"{"name": 5}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("expected shape"), "{text}");
+        assert!(!text.contains("line"), "{text}");
+    }
+}

@@ -1,0 +1,66 @@
+//! What every function behind `/api/` builds first, once per cold start:
+//! its storage and JWT configuration, the SDK clients, the table, the
+//! authenticator its extractors use, its cursor codec, and the HTTP options
+//! with the default rate limit. Each function's `build` starts here and
+//! adds only what is its own.
+
+use aws_config::SdkConfig;
+use axum::Router;
+use model::Table;
+
+use crate::{
+    auth::Authenticator,
+    aws::AwsClients,
+    config::{ConfigError, JwtConfig, Source, StorageConfig},
+    cursor::CursorCodec,
+    http::{HttpOptions, HttpService, http_service},
+    jwt::JwtKeys,
+    uploads::Presigner,
+};
+
+/// The common half of an `/api/` function, read from one configuration.
+#[derive(Debug, Clone)]
+pub struct ApiFunction {
+    pub storage: StorageConfig,
+    pub jwt: JwtConfig,
+    pub clients: AwsClients,
+    pub table: Table,
+    pub authenticator: Authenticator,
+    options: HttpOptions,
+}
+
+impl ApiFunction {
+    /// Reads `TABLE_NAME`, `BUCKET_NAME`, the JWT settings, CORS and the
+    /// default rate limit from `source`; builds clients from `sdk` (no
+    /// network I/O).
+    pub fn from_source(source: &dyn Source, sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        let storage = StorageConfig::from_source(source)?;
+        let jwt = JwtConfig::from_source(source)?;
+        let clients = AwsClients::new(sdk, &storage);
+        let table = Table::new(clients.dynamodb.clone(), storage.table_name.clone());
+        let options = HttpOptions::api(source, table.clone(), &jwt)?;
+        Ok(Self {
+            authenticator: Authenticator::new(JwtKeys::new(&jwt), table.clone()),
+            storage,
+            jwt,
+            clients,
+            table,
+            options,
+        })
+    }
+
+    /// Signs the cursors of this function's lists.
+    pub fn cursors(&self) -> CursorCodec {
+        CursorCodec::new(self.jwt.secret_bytes())
+    }
+
+    /// Presigned downloads from the uploads bucket.
+    pub fn presigner(&self) -> Presigner {
+        Presigner::new(self.clients.s3.clone(), self.storage.bucket_name.clone())
+    }
+
+    /// The function's routes with the cross-cutting layers around them.
+    pub fn serve(self, routes: Router) -> HttpService {
+        http_service(routes, self.options)
+    }
+}
