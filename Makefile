@@ -12,11 +12,11 @@ STAMP  := $(VENV)/.installed-$(shell cksum infra/python/requirements.txt | cut -
 BUILD_STAMP  := $(VENV)/.build-$(shell cksum infra/python/requirements-build.txt | cut -d' ' -f1)
 DEPLOY_STAMP := $(VENV)/.deploy-$(shell cksum infra/python/requirements.txt infra/python/requirements-deploy.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint asyncapi openapi unit smoke admin build deploy validate bench
+.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint asyncapi openapi unit smoke admin build deploy validate bench mutants
 
 help:
 	@echo "make dev    - start the emulator, provision, serve REST on :3000"
-	@echo "make test   - fmt, clippy, cfn-lint, unit, integration and end-to-end tests"
+	@echo "make test   - fmt, clippy, cfn-lint, AsyncAPI, unit, integration and end-to-end tests"
 	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint, AsyncAPI validation"
 	@echo "make openapi - regenerate docs/openapi.json from the route crates"
 	@echo "make admin EMAIL=you@example.com - promote a registered user to admin"
@@ -161,3 +161,21 @@ bench: venv build
 	cargo build --quiet --locked -p infra --bins
 	bash infra/scripts/bench.sh $(BENCH_BUILD_DIR)/$(BENCH_TARGET)/release --arm64 target/lambda \
 	  --out $(BENCH_BUILD_DIR)/bench.md $(BENCH_ARGS)
+
+# Mutation testing of the modules named in MUTANTS_FILES with cargo-mutants
+# (from crates.io, pinned, installed into .tools): a mutant that survives is
+# a test that is missing. Not part of `make test`: each mutant is a rebuild
+# and a test run, minutes per module on this machine. Each mutant is tested
+# by the tests of the crate that owns its file (cargo-mutants' default); the
+# API tests cover the same code end to end but take a minute a run.
+CARGO_MUTANTS_VERSION := 27.1.0
+CARGO_MUTANTS := .tools/bin/cargo-mutants
+MUTANTS_FILES ?= shared/model/src/error.rs shared/model/src/keys.rs shared/model/src/domain.rs shared/platform/src/error.rs functions/websocket/src/protocol.rs
+
+$(CARGO_MUTANTS):
+	cargo install --locked --root .tools cargo-mutants --version $(CARGO_MUTANTS_VERSION)
+
+mutants: $(CARGO_MUTANTS)
+	$(CARGO_MUTANTS) mutants --no-shuffle --timeout-multiplier 3 \
+	  $(addprefix --file ,$(MUTANTS_FILES)) \
+	  --output target/mutants

@@ -66,7 +66,7 @@ async fn every_api_route_is_limited_per_user_and_recovers_after_the_window() {
     );
 }
 
-/// Reads run while their hit is counted (shared::http), writes only after:
+/// Reads run while their hit is counted (platform::http), writes only after:
 /// a refused write must leave nothing behind.
 #[tokio::test]
 async fn a_write_over_the_limit_is_refused_before_it_runs() {

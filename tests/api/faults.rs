@@ -14,7 +14,7 @@ use tests::{
 };
 
 /// A refused connection fails at once, but the SDK makes 3 attempts with
-/// up to 1 s and then 2 s of jittered backoff (shared/src/aws.rs): up to
+/// up to 1 s and then 2 s of jittered backoff (shared/platform/src/aws.rs): up to
 /// about 3 s per call, and an `/api` route makes two before it fails (the
 /// rate limit, which lets the request through when the store is down, then
 /// its own first call). Measured on a 2-core machine: 1.0 to 4.9 s. 8 s

@@ -113,7 +113,7 @@ async fn a_post_is_created_and_read_in_the_contract_shape() {
 }
 
 /// A post and its comments are read while the session is checked
-/// (shared::auth::PendingAuth): a caller whose session is gone must still
+/// (platform::auth::PendingAuth): a caller whose session is gone must still
 /// get only the 401, whether or not the post exists.
 #[tokio::test]
 async fn a_revoked_session_reads_no_post_and_learns_nothing_of_which_exist() {

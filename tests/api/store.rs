@@ -65,10 +65,10 @@ async fn a_cancelled_transaction_names_the_item_whose_condition_failed() {
     .expect_err("second transaction must fail");
     let failure = decode_cancellation(err);
     assert!(
-        matches!(failure, TransactionFailure::Condition(1)),
+        matches!(&failure, TransactionFailure::Conditions(failed) if failed == &[1]),
         "{failure:?}"
     );
-    let err = failure.named(|index| (index == 1).then_some(Condition::EmailTaken));
+    let err = failure.named(|failed| (failed == [1]).then_some(Condition::EmailTaken));
     assert!(err.is(Condition::EmailTaken), "{err:?}");
     let err = AppError::from(err);
     assert!(matches!(err, AppError::Conflict(_)), "{err:?}");

@@ -122,3 +122,48 @@ fn the_committed_openapi_document_is_current() {
         "docs/openapi.json is stale: run `make openapi` and commit it"
     );
 }
+
+#[tokio::test]
+async fn a_missing_or_bad_variable_fails_the_build_and_names_itself() {
+    let sdk = platform::aws::sdk_config_for_endpoint("http://127.0.0.1:9", tests::REGION).await;
+    // Every variable without a default; the rest have one.
+    let complete = [
+        ("TABLE_NAME", "t"),
+        ("BUCKET_NAME", "b"),
+        ("JWT_SECRET", "test-secret-that-is-at-least-32-bytes-long"),
+        ("EMAIL_FROM", "no-reply@social.test"),
+        ("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local"),
+    ];
+    let source_without = |left_out: &'static str, bad: Option<(&'static str, &'static str)>| {
+        move |name: &str| {
+            if let Some((bad_name, value)) = bad
+                && bad_name == name
+            {
+                return Some(value.to_owned());
+            }
+            complete
+                .iter()
+                .find(|(key, _)| *key == name && *key != left_out)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    };
+    assert!(functions::build(&source_without("", None), &sdk).is_ok());
+    for (name, _) in complete {
+        let err = functions::build(&source_without(name, None), &sdk)
+            .err()
+            .unwrap_or_else(|| panic!("built without {name}"));
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+    for (name, value) in [
+        ("RATE_LIMIT_WS_FRAMES", "ten"),
+        ("UPLOAD_MAX_BYTES", "0"),
+        ("RESET_TOKEN_TTL_SECS", "-1"),
+        ("JWT_SECRET", "short"),
+        ("APP_URL", "not a url"),
+    ] {
+        let err = functions::build(&source_without("", Some((name, value))), &sdk)
+            .err()
+            .unwrap_or_else(|| panic!("built with {name}={value}"));
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+}

@@ -1,6 +1,9 @@
-//! Checks of the repository's own tooling: the CI and deploy workflows are
-//! valid YAML and run nothing but `make` targets that exist (so CI never does
-//! something `make test` does not), and they deploy as documented.
+//! Checks of the repository itself: the CI and deploy workflows are valid
+//! YAML and run nothing but `make` targets that exist (so CI never does
+//! something `make test` does not), and they deploy as documented; and the
+//! layout keeps its rules: key prefixes spelled only by the data model,
+//! thin Lambda mains, a health function that links no route crate, and no
+//! file that refers outside the repository.
 
 use std::collections::BTreeSet;
 

@@ -16,7 +16,7 @@ use axum::{
 use model::Table;
 use platform::{
     auth::ApiState,
-    config::{ConfigError, JwtConfig, Source, positive_secs_or},
+    config::{ConfigError, Source, positive_secs_or},
     email::{EmailConfig, Mailer},
     function::ApiFunction,
     http::HttpService,
@@ -30,7 +30,6 @@ mod tokens;
 /// Everything the auth function is configured with.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    pub jwt: JwtConfig,
     pub email: EmailConfig,
     pub limits: RateLimitConfig,
     /// `VERIFY_TOKEN_TTL_SECS`: how long an email verification link works.
@@ -42,7 +41,6 @@ pub struct AuthConfig {
 impl AuthConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            jwt: JwtConfig::from_source(source)?,
             email: EmailConfig::from_source(source)?,
             limits: RateLimitConfig::from_source(source)?,
             verify_token_ttl: positive_secs_or(source, "VERIFY_TOKEN_TTL_SECS", 24 * 3600)?,

@@ -4,7 +4,8 @@
 //! key takes every new post; a page reads every shard in parallel and
 //! merges them. Listing by author uses `gsi2`, by tag the tag's reference
 //! items. Comments live in their post's partition, and a comment, its
-//! post's counter and the notification it causes are one transaction. All
+//! post's counter, the notification it causes and its idempotency record
+//! are one transaction. All
 //! of that is `model::posts`; here are the handlers and the
 //! `Idempotency-Key` handling, which only this function offers.
 
@@ -43,7 +44,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, Config
     let state = ApiState::new(
         function.authenticator.clone(),
         Deps {
-            presigner: function.presigner(),
+            presigner: function.presigner(sdk),
             cursors: function.cursors(),
             table: function.table.clone(),
         },

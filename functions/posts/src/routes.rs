@@ -12,7 +12,7 @@ use model::{
         Version,
     },
     idempotency::IdempotencyItem,
-    notifications::{NotificationItem, NotificationType},
+    notifications::{CommentNotice, NotificationItem, NotificationType},
     posts::{Comment, CommentExtras, CommentItem, Post, PostItem, Posts},
     uploads::Purpose,
     users::{PublicUser, UserItem, Users},
@@ -473,8 +473,9 @@ pub async fn create_comment(
     let now = now_rfc3339();
     let comment = CommentItem::new(&post.id, me.id(), body.body, now.clone());
     let response = render_comment(comment.clone(), public_user(&state, &me.user).await?);
-    let notification =
-        (post.author_id != *me.id()).then(|| comment_notification(&post, &comment, &me.user, now));
+    let notification = (post.author_id != *me.id())
+        .then(|| comment_notification(&post, &comment, &me.user, now))
+        .transpose()?;
     let record = idempotency
         .as_ref()
         .map(|i| i.record(&response))
@@ -497,14 +498,16 @@ fn comment_notification(
     comment: &CommentItem,
     commenter: &UserItem,
     now: String,
-) -> NotificationItem {
+) -> Result<NotificationItem, AppError> {
     let excerpt: String = comment.body.as_str().chars().take(140).collect();
-    let mut data = serde_json::Map::new();
-    data.insert("postId".into(), post.id.to_string().into());
-    data.insert("commentId".into(), comment.id.to_string().into());
-    data.insert("actorId".into(), commenter.id.to_string().into());
-    data.insert("actorName".into(), commenter.name.to_string().into());
-    NotificationItem::new(
+    let data = CommentNotice {
+        post_id: post.id,
+        comment_id: comment.id,
+        actor_id: commenter.id,
+        actor_name: commenter.name.clone(),
+    }
+    .into_data()?;
+    Ok(NotificationItem::new(
         &post.author_id,
         NotificationType::Comment,
         "New comment on your post".into(),
@@ -514,7 +517,7 @@ fn comment_notification(
         ),
         data,
         now,
-    )
+    ))
 }
 
 /// GET /api/v1/posts/{id}/comments

@@ -74,7 +74,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, Config
         function.authenticator.clone(),
         Deps {
             table: function.table.clone(),
-            presigner: function.presigner(),
+            presigner: function.presigner(sdk),
             max_bytes: config.max_bytes,
         },
     );

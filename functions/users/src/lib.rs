@@ -65,7 +65,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, Config
     let state = ApiState::new(
         function.authenticator.clone(),
         Deps {
-            presigner: function.presigner(),
+            presigner: function.presigner(sdk),
             cursors: function.cursors(),
             table: function.table.clone(),
         },

@@ -174,25 +174,27 @@ where
 /// reasons: one per item, in the order the items were given.
 #[derive(Debug)]
 pub enum TransactionFailure {
-    /// The condition of the item at this position failed.
-    Condition(usize),
-    /// Another transaction held an item, every retry long.
+    /// The conditions of the items at these positions (ascending, never
+    /// empty) failed.
+    Conditions(Vec<usize>),
+    /// Another transaction held an item, or the table throttled, every
+    /// retry long.
     Busy(BoxError),
     /// Anything else, already translated.
     Store(StoreError),
 }
 
 impl TransactionFailure {
-    /// Names the failed condition by the position of its item; `name`
-    /// answers `None` for a position whose condition cannot fail (an
-    /// unconditional put), which is then a bug.
-    pub fn named(self, name: impl FnOnce(usize) -> Option<Condition>) -> StoreError {
+    /// Names the failed condition from the positions of the items whose
+    /// conditions failed; `name` answers `None` when those positions make
+    /// no sense (an unconditional item among them), which is then a bug.
+    pub fn named(self, name: impl FnOnce(&[usize]) -> Option<Condition>) -> StoreError {
         match self {
-            TransactionFailure::Condition(index) => match name(index) {
+            TransactionFailure::Conditions(failed) => match name(&failed) {
                 Some(condition) => StoreError::Condition(condition),
                 None => StoreError::internal(
                     "decoding a cancelled transaction",
-                    format!("item {index} has no condition, yet its condition failed"),
+                    format!("items {failed:?} failed conditions they do not have"),
                 ),
             },
             TransactionFailure::Busy(source) => StoreError::Throttled {
@@ -204,9 +206,9 @@ impl TransactionFailure {
     }
 }
 
-/// The cancellation reasons of a cancelled transaction, by position: the
-/// first failed condition wins over a conflict, since retrying cannot make
-/// a failed condition hold.
+/// The cancellation reasons of a cancelled transaction, by position: failed
+/// conditions win over a conflict, since retrying cannot make a failed
+/// condition hold.
 pub fn decode_cancellation(
     err: SdkError<TransactWriteItemsError, HttpResponse>,
 ) -> TransactionFailure {
@@ -221,11 +223,14 @@ pub fn decode_cancellation(
         }
         _ => return TransactionFailure::Store(dynamo(err)),
     };
-    if let Some(index) = reasons
+    let failed: Vec<usize> = reasons
         .iter()
-        .position(|code| code.as_deref() == Some("ConditionalCheckFailed"))
-    {
-        return TransactionFailure::Condition(index);
+        .enumerate()
+        .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
+        .map(|(index, _)| index)
+        .collect();
+    if !failed.is_empty() {
+        return TransactionFailure::Conditions(failed);
     }
     let busy = reasons.iter().any(|code| {
         matches!(
@@ -296,11 +301,21 @@ mod tests {
             Some("ConditionalCheckFailed"),
         ]));
         assert!(
-            matches!(failure, TransactionFailure::Condition(2)),
+            matches!(&failure, TransactionFailure::Conditions(failed) if failed == &[2]),
             "{failure:?}"
         );
-        let err = failure.named(|index| (index == 2).then_some(Condition::Replayed));
+        let err = failure.named(|failed| (failed == [2]).then_some(Condition::Replayed));
         assert!(err.is(Condition::Replayed), "{err:?}");
+        // Every failed position is kept, for the caller to choose from.
+        let failure = decode_cancellation(cancelled(&[
+            Some("None"),
+            Some("ConditionalCheckFailed"),
+            Some("ConditionalCheckFailed"),
+        ]));
+        assert!(
+            matches!(&failure, TransactionFailure::Conditions(failed) if failed == &[1, 2]),
+            "{failure:?}"
+        );
     }
 
     #[test]

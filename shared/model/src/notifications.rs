@@ -12,10 +12,10 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{NotificationId, UserId},
+    domain::{CommentId, Name, NotificationId, PostId, UserId},
     error::{Condition, StoreError, dynamo},
     keys::{self, Entity, Index, NOTIFICATION_SK_PREFIX, TABLE_PAGE_KEY},
-    table::{self, Item, Page, Table, from_item, key, to_item},
+    table::{self, Item, Page, Table, from_item, key},
 };
 
 /// The sparse index of unread notifications.
@@ -26,6 +26,31 @@ const UNREAD_INDEX: Index = Index::Gsi2;
 pub enum NotificationType {
     Comment,
     System,
+}
+
+/// The `data` of a `comment` notification (docs/API.md, Notifications):
+/// where the comment is and who wrote it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentNotice {
+    pub post_id: PostId,
+    pub comment_id: CommentId,
+    pub actor_id: UserId,
+    pub actor_name: Name,
+}
+
+impl CommentNotice {
+    /// The notice as the free-form `data` object every notification has.
+    pub fn into_data(self) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(data)) => Ok(data),
+            Ok(other) => Err(StoreError::internal(
+                "writing a notice",
+                format!("a notice is an object, not {other}"),
+            )),
+            Err(err) => Err(StoreError::internal("writing a notice", err)),
+        }
+    }
 }
 
 /// The stored notification.
@@ -140,8 +165,6 @@ pub trait Notifications {
         user: &UserId,
         id: &NotificationId,
     ) -> Result<(), StoreError>;
-    /// Stores a new notification (the system notifications of tools).
-    async fn put_notification(&self, notification: &NotificationItem) -> Result<(), StoreError>;
 }
 
 impl Notifications for Table {
@@ -183,17 +206,6 @@ impl Notifications for Table {
         id: &NotificationId,
     ) -> Result<(), StoreError> {
         delete(self, user, id).await
-    }
-
-    async fn put_notification(&self, notification: &NotificationItem) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(to_item(notification)?))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(dynamo)
     }
 }
 
@@ -415,4 +427,33 @@ async fn delete(table: &Table, user_id: &UserId, id: &NotificationId) -> Result<
         .await
         .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comment_notice_has_the_documented_data() {
+        let post: PostId = "01JCZ5H0000000000000000000".parse().unwrap();
+        let comment: CommentId = "01JCZ5H0000000000000000001".parse().unwrap();
+        let actor: UserId = "01JCZ5H0000000000000000002".parse().unwrap();
+        let data = CommentNotice {
+            post_id: post,
+            comment_id: comment,
+            actor_id: actor,
+            actor_name: Name::parse("name", "Bob".into()).unwrap(),
+        }
+        .into_data()
+        .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(data),
+            serde_json::json!({
+                "postId": "01JCZ5H0000000000000000000",
+                "commentId": "01JCZ5H0000000000000000001",
+                "actorId": "01JCZ5H0000000000000000002",
+                "actorName": "Bob",
+            })
+        );
+    }
 }

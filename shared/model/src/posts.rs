@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{CommentBody, CommentId, PostBody, PostId, Tag, Title, UserId, Version},
-    error::{Condition, StoreError, TransactionFailure, dynamo},
+    error::{Condition, StoreError, dynamo},
     idempotency::IdempotencyItem,
     keys::{
         COMMENT_SK_PREFIX, Entity, GSI1PK, GSI1SK, GSI2PK, Index, PK, POST_SK, SK, TABLE_PAGE_KEY,
@@ -204,8 +204,6 @@ pub trait Posts {
     ) -> Result<(), StoreError>;
     /// A post, strongly consistent.
     async fn post(&self, id: &PostId) -> Result<Option<PostItem>, StoreError>;
-    /// Posts by id, one round trip per 100; missing ones are absent.
-    async fn posts(&self, ids: &[PostId]) -> Result<Vec<PostItem>, StoreError>;
     /// Replaces `old` with `new` if `old`'s version is still stored,
     /// swapping the references of changed tags in the same transaction;
     /// `PostChanged` otherwise.
@@ -272,29 +270,11 @@ impl Posts for Table {
         post: &PostItem,
         record: Option<&IdempotencyItem>,
     ) -> Result<(), StoreError> {
-        let mut items = vec![transact_put(
-            self,
-            to_item(post)?,
-            Some("attribute_not_exists(pk)"),
-        )?];
-        for tag in &post.tags {
-            items.push(transact_put(
-                self,
-                to_item(&TagRefItem::new(tag, &post.id, &post.author_id))?,
-                None,
-            )?);
-        }
-        let record_at = items.len();
-        if let Some(record) = record {
-            items.push(record.transact_put(self)?);
-        }
-        transact_write(self, items).await.map_err(|failure| {
-            failure.named(|index| match index {
-                0 => Some(Condition::AlreadyExists),
-                i if i == record_at && record.is_some() => Some(Condition::Replayed),
-                _ => None,
-            })
-        })
+        let transaction = post_transaction(self, post, record)?;
+        let record_at = transaction.record_at;
+        transact_write(self, transaction.items)
+            .await
+            .map_err(|failure| failure.named(|failed| name_creation(failed, record_at, 1)))
     }
 
     async fn post(&self, id: &PostId) -> Result<Option<PostItem>, StoreError> {
@@ -308,10 +288,6 @@ impl Posts for Table {
             .await
             .map_err(dynamo)?;
         output.item.map(from_item).transpose()
-    }
-
-    async fn posts(&self, ids: &[PostId]) -> Result<Vec<PostItem>, StoreError> {
-        get_posts(self, ids).await
     }
 
     async fn update_post(&self, old: &PostItem, new: &PostItem) -> Result<(), StoreError> {
@@ -342,7 +318,7 @@ impl Posts for Table {
             )?);
         }
         transact_write(self, items).await.map_err(|failure| {
-            failure.named(|index| (index == 0).then_some(Condition::PostChanged))
+            failure.named(|failed| (failed == [0]).then_some(Condition::PostChanged))
         })
     }
 
@@ -359,9 +335,9 @@ impl Posts for Table {
                 None,
             )?);
         }
-        transact_write(self, items)
-            .await
-            .map_err(|failure| failure.named(|index| (index == 0).then_some(Condition::PostGone)))
+        transact_write(self, items).await.map_err(|failure| {
+            failure.named(|failed| (failed == [0]).then_some(Condition::PostGone))
+        })
     }
 
     async fn feed(&self, page: Page) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
@@ -390,20 +366,11 @@ impl Posts for Table {
         comment: &CommentItem,
         extras: CommentExtras<'_>,
     ) -> Result<(), StoreError> {
-        let mut items = vec![
-            transact_put(self, to_item(comment)?, Some("attribute_not_exists(pk)"))?,
-            counter(self, &comment.post_id, 1)?,
-        ];
-        if let Some(notification) = extras.notification {
-            items.push(transact_put(self, to_item(notification)?, None)?);
-        }
-        let record_at = items.len();
-        if let Some(record) = extras.record {
-            items.push(record.transact_put(self)?);
-        }
-        transact_write(self, items)
+        let transaction = comment_transaction(self, comment, extras)?;
+        let record_at = transaction.record_at;
+        transact_write(self, transaction.items)
             .await
-            .map_err(|failure| name_comment_failure(failure, record_at, extras.record.is_some()))
+            .map_err(|failure| failure.named(|failed| name_creation(failed, record_at, 2)))
     }
 
     async fn comments(
@@ -477,16 +444,99 @@ impl Posts for Table {
     }
 }
 
-/// Which condition of a comment's transaction failed, by position: the
-/// comment's own put (an id collision), the counter (the post is gone), or
-/// the idempotency record (a concurrent request with the key won).
-fn name_comment_failure(failure: TransactionFailure, record_at: usize, keyed: bool) -> StoreError {
-    failure.named(|index| match index {
-        0 => Some(Condition::AlreadyExists),
-        1 => Some(Condition::PostGone),
-        i if keyed && i == record_at => Some(Condition::Replayed),
-        _ => None,
-    })
+/// The items of a creating transaction, and where its idempotency record
+/// is among them, if it has one.
+struct Creation {
+    items: Vec<TransactWriteItem>,
+    record_at: Option<usize>,
+}
+
+impl Creation {
+    /// The record goes last, so its position is known whatever came before.
+    fn push_record(
+        &mut self,
+        table: &Table,
+        record: Option<&IdempotencyItem>,
+    ) -> Result<(), StoreError> {
+        if let Some(record) = record {
+            self.record_at = Some(self.items.len());
+            self.items.push(record.transact_put(table)?);
+        }
+        Ok(())
+    }
+}
+
+/// A new post (conditional on its id being new), its tag references, and
+/// its idempotency record.
+fn post_transaction(
+    table: &Table,
+    post: &PostItem,
+    record: Option<&IdempotencyItem>,
+) -> Result<Creation, StoreError> {
+    let mut items = vec![transact_put(
+        table,
+        to_item(post)?,
+        Some("attribute_not_exists(pk)"),
+    )?];
+    for tag in &post.tags {
+        items.push(transact_put(
+            table,
+            to_item(&TagRefItem::new(tag, &post.id, &post.author_id))?,
+            None,
+        )?);
+    }
+    let mut creation = Creation {
+        items,
+        record_at: None,
+    };
+    creation.push_record(table, record)?;
+    Ok(creation)
+}
+
+/// A new comment (conditional on its id being new), its post's counter
+/// (conditional on the post existing), the notification, and the
+/// idempotency record.
+fn comment_transaction(
+    table: &Table,
+    comment: &CommentItem,
+    extras: CommentExtras<'_>,
+) -> Result<Creation, StoreError> {
+    let mut items = vec![
+        transact_put(table, to_item(comment)?, Some("attribute_not_exists(pk)"))?,
+        counter(table, &comment.post_id, 1)?,
+    ];
+    if let Some(notification) = extras.notification {
+        items.push(transact_put(table, to_item(notification)?, None)?);
+    }
+    let mut creation = Creation {
+        items,
+        record_at: None,
+    };
+    creation.push_record(table, extras.record)?;
+    Ok(creation)
+}
+
+/// Which condition of a creating transaction failed, from the positions
+/// that failed: the idempotency record first (a concurrent request with the
+/// key won, and its answer is the one to give whatever else failed), then,
+/// for a comment, the post's counter (the post is gone), then the new
+/// item's own put (an id collision). The first `conditional` items and the
+/// record are the ones with a condition; any other position is a bug.
+fn name_creation(
+    failed: &[usize],
+    record_at: Option<usize>,
+    conditional: usize,
+) -> Option<Condition> {
+    if failed.iter().any(|index| Some(*index) == record_at) {
+        return Some(Condition::Replayed);
+    }
+    if failed.iter().any(|index| *index >= conditional) {
+        return None;
+    }
+    if failed.contains(&1) {
+        return Some(Condition::PostGone);
+    }
+    failed.contains(&0).then_some(Condition::AlreadyExists)
 }
 
 fn posts_of(items: Vec<Item>) -> Result<Vec<PostItem>, StoreError> {
@@ -732,17 +782,123 @@ mod tests {
         assert!(seen.iter().all(|n| *n > 40), "{seen:?}");
     }
 
+    fn table() -> Table {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        Table::new(aws_sdk_dynamodb::Client::from_conf(config), "t")
+    }
+
+    fn pk_of(item: &TransactWriteItem) -> String {
+        let attributes = item
+            .put()
+            .map(|put| put.item())
+            .or_else(|| item.update().map(|update| update.key()))
+            .expect("a put or an update");
+        attributes[PK].as_s().unwrap().clone()
+    }
+
+    fn record() -> IdempotencyItem {
+        let key = crate::idempotency::RecordKey::new(&UserId::new(), "scope", "key");
+        IdempotencyItem::new(&key, "hash".into(), "{}".into())
+    }
+
     #[test]
-    fn a_comment_failure_names_the_item_that_failed() {
-        let named = |index, record_at, keyed| {
-            name_comment_failure(TransactionFailure::Condition(index), record_at, keyed)
-        };
-        assert!(named(1, 3, true).is(Condition::PostGone));
-        assert!(named(3, 3, true).is(Condition::Replayed));
-        assert!(named(2, 2, true).is(Condition::Replayed));
-        assert!(named(0, 2, false).is(Condition::AlreadyExists));
+    fn a_comment_transaction_knows_where_its_record_is() {
+        let table = table();
+        let comment = CommentItem::new(
+            &PostId::new(),
+            &UserId::new(),
+            CommentBody::parse("body", "hi".into()).unwrap(),
+            "2026-01-01T00:00:00.000Z".into(),
+        );
+        let notification = NotificationItem::new(
+            &UserId::new(),
+            crate::notifications::NotificationType::Comment,
+            "t".into(),
+            "b".into(),
+            serde_json::Map::new(),
+            "2026-01-01T00:00:00.000Z".into(),
+        );
+        let record = record();
+        for (notify, keyed) in [(false, false), (true, false), (false, true), (true, true)] {
+            let extras = CommentExtras {
+                notification: notify.then_some(&notification),
+                record: keyed.then_some(&record),
+            };
+            let creation = comment_transaction(&table, &comment, extras).unwrap();
+            assert_eq!(pk_of(&creation.items[0]), comment.pk);
+            assert_eq!(pk_of(&creation.items[1]), post_pk(&comment.post_id));
+            if notify {
+                assert_eq!(pk_of(&creation.items[2]), notification.pk);
+            }
+            match creation.record_at {
+                Some(at) => {
+                    assert!(keyed);
+                    assert_eq!(pk_of(&creation.items[at]), record.pk);
+                }
+                None => assert!(!keyed),
+            }
+            let expected = 2 + usize::from(notify) + usize::from(keyed);
+            assert_eq!(creation.items.len(), expected);
+        }
+    }
+
+    #[test]
+    fn a_post_transaction_knows_where_its_record_is() {
+        let table = table();
+        let tags = ["a", "b"].map(|t| Tag::parse("tag", t).unwrap()).to_vec();
+        let post = PostItem::new(
+            PostId::new(),
+            UserId::new(),
+            Title::parse("title", "T".into()).unwrap(),
+            PostBody::parse("body", "B".into()).unwrap(),
+            tags,
+            None,
+            "2026-01-01T00:00:00.000Z".into(),
+        );
+        let record = record();
+        let creation = post_transaction(&table, &post, Some(&record)).unwrap();
+        assert_eq!(creation.record_at, Some(3));
+        assert_eq!(pk_of(&creation.items[3]), record.pk);
+        assert_eq!(pk_of(&creation.items[0]), post.pk);
+        let unkeyed = post_transaction(&table, &post, None).unwrap();
+        assert_eq!((unkeyed.record_at, unkeyed.items.len()), (None, 3));
+    }
+
+    #[test]
+    fn a_creation_failure_names_the_item_that_failed() {
+        // A comment: put, counter, notification, record.
+        assert_eq!(name_creation(&[1], Some(3), 2), Some(Condition::PostGone));
+        assert_eq!(
+            name_creation(&[0], Some(3), 2),
+            Some(Condition::AlreadyExists)
+        );
+        assert_eq!(name_creation(&[0, 1], None, 2), Some(Condition::PostGone));
+        assert_eq!(name_creation(&[3], Some(3), 2), Some(Condition::Replayed));
+        // The post went and a concurrent request with the key won: replay.
+        assert_eq!(
+            name_creation(&[1, 3], Some(3), 2),
+            Some(Condition::Replayed)
+        );
+        assert_eq!(
+            name_creation(&[1, 2], Some(2), 2),
+            Some(Condition::Replayed)
+        );
+        assert_eq!(name_creation(&[1], None, 2), Some(Condition::PostGone));
         // The notification's put has no condition: its failure is a bug.
-        assert!(matches!(named(2, 3, true), StoreError::Internal { .. }));
-        assert!(matches!(named(2, 2, false), StoreError::Internal { .. }));
+        assert_eq!(name_creation(&[2], Some(3), 2), None);
+        assert_eq!(name_creation(&[2], None, 2), None);
+        assert_eq!(name_creation(&[], None, 2), None);
+        // A post: put, tags, record; only the put and the record have one.
+        assert_eq!(
+            name_creation(&[0], Some(3), 1),
+            Some(Condition::AlreadyExists)
+        );
+        assert_eq!(
+            name_creation(&[0, 3], Some(3), 1),
+            Some(Condition::Replayed)
+        );
+        assert_eq!(name_creation(&[1], Some(3), 1), None);
     }
 }

@@ -196,12 +196,11 @@ impl Accounts for Table {
             transact_put(self, to_item(session)?, not_exists)?,
             transact_put(self, to_item(token)?, None)?,
         ];
+        // The token's put has no condition; a user or session id that is
+        // taken can only be a collision, reported as the email's claim as
+        // it always was.
         table::transact_write(self, items).await.map_err(|failure| {
-            failure.named(|index| match index {
-                0 => Some(Condition::EmailTaken),
-                1 | 2 => Some(Condition::AlreadyExists),
-                _ => None,
-            })
+            failure.named(|failed| (!failed.contains(&3)).then_some(Condition::EmailTaken))
         })
     }
 
@@ -216,12 +215,11 @@ impl Accounts for Table {
                 vec![(":now", AttributeValue::S(login_at.to_owned()))],
             )?,
         ];
-        table::transact_write(self, items).await.map_err(|failure| {
-            failure.named(|index| match index {
-                0 => Some(Condition::AlreadyExists),
-                _ => Some(Condition::UserGone),
-            })
-        })
+        // A session id that exists, or the user deleted meanwhile: a
+        // collision or a race with deletion, a 409 either way.
+        table::transact_write(self, items)
+            .await
+            .map_err(|failure| failure.named(|_| Some(Condition::AlreadyExists)))
     }
 
     async fn rotate_refresh(

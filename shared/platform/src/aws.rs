@@ -143,14 +143,20 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub fn new(sdk: &SdkConfig, storage: &StorageConfig) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(storage.s3_force_path_style)
-            .build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            s3: s3_client(sdk, storage),
         }
     }
+}
+
+/// The S3 client of the uploads bucket: path-style addressing where the
+/// endpoint needs it (`S3_FORCE_PATH_STYLE`, for emulators).
+pub fn s3_client(sdk: &SdkConfig, storage: &StorageConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(storage.s3_force_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ pub fn present(source: &dyn Source, name: &'static str) -> Option<String> {
     source.get(name).filter(|value| !value.trim().is_empty())
 }
 
-fn required(source: &dyn Source, name: &'static str) -> Result<String, ConfigError> {
+/// The value of `name`, which must be set.
+pub fn required(source: &dyn Source, name: &'static str) -> Result<String, ConfigError> {
     present(source, name).ok_or(ConfigError::Missing { name })
 }
 
@@ -93,6 +94,27 @@ pub fn positive_or(
             }),
         },
     }
+}
+
+/// An `http(s)://` URL without a trailing slash; `default` when unset
+/// (`None`: the variable is required).
+pub fn http_url(
+    source: &dyn Source,
+    name: &'static str,
+    default: Option<&str>,
+) -> Result<String, ConfigError> {
+    let url = match (present(source, name), default) {
+        (Some(url), _) => url.trim().to_owned(),
+        (None, Some(default)) => default.to_owned(),
+        (None, None) => return Err(ConfigError::Missing { name }),
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(' ') {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected an http(s) URL (got {url:?})"),
+        });
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// A positive number of seconds, or `default` seconds when unset.
@@ -164,10 +186,6 @@ pub struct JwtConfig {
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 impl JwtConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         let secret = required(source, "JWT_SECRET")?;
         if secret.len() < MIN_JWT_SECRET_BYTES {
@@ -220,6 +238,19 @@ mod tests {
     }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn urls_are_http_and_lose_their_trailing_slash() {
+        let read = |raw: &str, default| http_url(&source(&[("U", raw)]), "U", default);
+        assert_eq!(read("https://a.test/x/", None).unwrap(), "https://a.test/x");
+        assert_eq!(read(" http://a.test ", None).unwrap(), "http://a.test");
+        assert_eq!(read("", Some("http://d.test")).unwrap(), "http://d.test");
+        assert_eq!(read("", None), Err(ConfigError::Missing { name: "U" }));
+        for bad in ["a.test", "ftp://a.test", "http://a b"] {
+            let err = read(bad, None).unwrap_err();
+            assert!(err.to_string().contains("U"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn positive_numbers_are_bounded_and_named() {

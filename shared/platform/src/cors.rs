@@ -15,7 +15,7 @@ use http::{
     },
 };
 
-use crate::config::{ConfigError, ProcessEnv, Source};
+use crate::config::{ConfigError, Source};
 
 pub const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key, X-Request-ID";
@@ -42,10 +42,6 @@ impl Default for CorsConfig {
 }
 
 impl CorsConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     /// `CORS_ALLOWED_ORIGINS`: `*`, or comma-separated origins such as
     /// `https://app.example.com`; `*` by default.
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
 use crate::{
-    config::{ConfigError, ProcessEnv, Source},
+    config::{ConfigError, Source, http_url, required},
     error::{AppError, ErrorChain},
 };
 
@@ -22,28 +22,17 @@ pub struct EmailConfig {
 }
 
 impl EmailConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ProcessEnv)
-    }
-
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        let from = source
-            .get("EMAIL_FROM")
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(ConfigError::Missing { name: "EMAIL_FROM" })?;
+        let from = required(source, "EMAIL_FROM")?;
         if !from.contains('@') {
             return Err(ConfigError::Invalid {
                 name: "EMAIL_FROM",
                 reason: "must be an email address".into(),
             });
         }
-        let app_url = source
-            .get("APP_URL")
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| "http://127.0.0.1:3000".into());
         Ok(Self {
             from: from.trim().to_owned(),
-            app_url: app_url.trim_end_matches('/').to_owned(),
+            app_url: http_url(source, "APP_URL", Some("http://127.0.0.1:3000"))?,
         })
     }
 }

@@ -7,7 +7,6 @@
 use std::{borrow::Cow, time::Instant};
 
 use axum::response::{IntoResponse, Response};
-use chrono::{SecondsFormat, Utc};
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use serde::Serialize;
 
@@ -45,7 +44,7 @@ pub struct Meta {
 
 /// `meta` for the request in flight; outside one (a unit test) a fresh id.
 pub fn current_meta() -> Meta {
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let now = model::clock::now_rfc3339();
     CURRENT_REQUEST
         .try_with(|info| Meta {
             request_id: info.request_id.clone(),

@@ -42,6 +42,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The codes an HTTP response can carry: every one but the frames'
+    /// own `UNKNOWN_ACTION`.
+    pub const HTTP: [ErrorCode; 12] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::ValidationError,
+        ErrorCode::RateLimitExceeded,
+        ErrorCode::InternalError,
+        ErrorCode::ServiceUnavailable,
+    ];
+
     /// Every code, for tests that walk the table.
     pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,

@@ -10,7 +10,7 @@ use model::Table;
 
 use crate::{
     auth::Authenticator,
-    aws::AwsClients,
+    aws::s3_client,
     config::{ConfigError, JwtConfig, Source, StorageConfig},
     cursor::CursorCodec,
     http::{HttpOptions, HttpService, http_service},
@@ -23,7 +23,6 @@ use crate::{
 pub struct ApiFunction {
     pub storage: StorageConfig,
     pub jwt: JwtConfig,
-    pub clients: AwsClients,
     pub table: Table,
     pub authenticator: Authenticator,
     options: HttpOptions,
@@ -31,19 +30,20 @@ pub struct ApiFunction {
 
 impl ApiFunction {
     /// Reads `TABLE_NAME`, `BUCKET_NAME`, the JWT settings, CORS and the
-    /// default rate limit from `source`; builds clients from `sdk` (no
-    /// network I/O).
+    /// default rate limit from `source`; builds the DynamoDB client from
+    /// `sdk` (no network I/O).
     pub fn from_source(source: &dyn Source, sdk: &SdkConfig) -> Result<Self, ConfigError> {
         let storage = StorageConfig::from_source(source)?;
         let jwt = JwtConfig::from_source(source)?;
-        let clients = AwsClients::new(sdk, &storage);
-        let table = Table::new(clients.dynamodb.clone(), storage.table_name.clone());
+        let table = Table::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            storage.table_name.clone(),
+        );
         let options = HttpOptions::api(source, table.clone(), &jwt)?;
         Ok(Self {
             authenticator: Authenticator::new(JwtKeys::new(&jwt), table.clone()),
             storage,
             jwt,
-            clients,
             table,
             options,
         })
@@ -54,9 +54,15 @@ impl ApiFunction {
         CursorCodec::new(self.jwt.secret_bytes())
     }
 
+    /// The S3 client, for the functions that use the bucket; only they pay
+    /// for building it at cold start.
+    pub fn s3(&self, sdk: &SdkConfig) -> aws_sdk_s3::Client {
+        s3_client(sdk, &self.storage)
+    }
+
     /// Presigned downloads from the uploads bucket.
-    pub fn presigner(&self) -> Presigner {
-        Presigner::new(self.clients.s3.clone(), self.storage.bucket_name.clone())
+    pub fn presigner(&self, sdk: &SdkConfig) -> Presigner {
+        Presigner::new(self.s3(sdk), self.storage.bucket_name.clone())
     }
 
     /// The function's routes with the cross-cutting layers around them.

@@ -92,7 +92,7 @@ fn success_envelope() -> Schema {
 }
 
 fn error_envelope() -> Schema {
-    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    let codes: Vec<&str> = ErrorCode::HTTP.iter().map(|c| c.as_str()).collect();
     ObjectBuilder::new()
         .property(
             "success",

@@ -13,7 +13,7 @@ use model::{
 };
 
 use crate::{
-    config::{ConfigError, Source},
+    config::{ConfigError, Source, present},
     error::AppError,
 };
 
@@ -38,7 +38,7 @@ impl Limit {
         name: &'static str,
         default: Limit,
     ) -> Result<Self, ConfigError> {
-        let Some(raw) = source.get(name).filter(|v| !v.trim().is_empty()) else {
+        let Some(raw) = present(source, name) else {
             return Ok(default);
         };
         let invalid = || ConfigError::Invalid {
@@ -80,10 +80,6 @@ impl Default for RateLimitConfig {
 }
 
 impl RateLimitConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&crate::config::ProcessEnv)
-    }
-
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         Ok(Self {

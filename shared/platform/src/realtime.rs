@@ -69,14 +69,6 @@ impl OutgoingFrame {
     }
 }
 
-/// The error frame of a failure: its code and public message, as the one
-/// error table has them.
-impl From<&AppError> for OutgoingFrame {
-    fn from(err: &AppError) -> Self {
-        OutgoingFrame::error(err.code(), err.public_message())
-    }
-}
-
 /// JSON text of the WebSocket API: frames and the `$connect` refusal body.
 /// It goes through a `serde_json::Value`, whose objects keep their keys
 /// sorted, so the bytes are the ones these bodies had when they were built
@@ -172,26 +164,11 @@ pub struct RealtimeConfig {
 }
 
 impl RealtimeConfig {
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        Self::from_source(&crate::config::ProcessEnv)
-    }
-
     pub fn from_source(
         source: &dyn crate::config::Source,
     ) -> Result<Self, crate::config::ConfigError> {
-        let name = "WS_MANAGEMENT_ENDPOINT";
-        let endpoint = source
-            .get(name)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(crate::config::ConfigError::Missing { name })?;
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(crate::config::ConfigError::Invalid {
-                name,
-                reason: format!("expected an http(s) URL (got {endpoint:?})"),
-            });
-        }
         Ok(Self {
-            management_endpoint: endpoint.trim_end_matches('/').to_owned(),
+            management_endpoint: crate::config::http_url(source, "WS_MANAGEMENT_ENDPOINT", None)?,
         })
     }
 
@@ -312,12 +289,18 @@ mod tests {
         );
         let unknown = AppError::UnknownAction("Frame has no action".into());
         assert_eq!(
-            wire(&OutgoingFrame::from(&unknown)),
+            wire(&OutgoingFrame::error(
+                unknown.code(),
+                unknown.public_message()
+            )),
             r#"{"code":"UNKNOWN_ACTION","message":"Frame has no action","type":"error"}"#
         );
         let internal = AppError::internal("x", std::io::Error::other("secret"));
         assert_eq!(
-            wire(&OutgoingFrame::from(&internal)),
+            wire(&OutgoingFrame::error(
+                internal.code(),
+                internal.public_message()
+            )),
             r#"{"code":"INTERNAL_ERROR","message":"Internal server error","type":"error"}"#
         );
     }
