@@ -307,6 +307,45 @@ mod tests {
     }
 
     #[test]
+    fn every_key_builder_spells_its_documented_format() {
+        let id = "01J0000000000000000000000A";
+        let email = Email::parse("email", "a@b.test".into()).unwrap();
+        let tag = Tag::parse("tag", "rust").unwrap();
+        let room = Room::parse("general").unwrap();
+        let connection = ConnectionId::parse("Abc=").unwrap();
+        let cases = [
+            (email_pk(&email), "EMAIL#a@b.test".to_owned()),
+            (session_sk(&id.parse().unwrap()), format!("SESSION#{id}")),
+            (token_pk("ab"), "TOKEN#ab".to_owned()),
+            (tag_pk(&tag), "TAG#rust".to_owned()),
+            (comment_sk(&id.parse().unwrap()), format!("COMMENT#{id}")),
+            (notification_sk(&id.parse().unwrap()), format!("NOTIF#{id}")),
+            (unread_pk(&id.parse().unwrap()), format!("UNREAD#{id}")),
+            (upload_pk(&id.parse().unwrap()), format!("UPLOAD#{id}")),
+            (rate_pk("ip:1"), "RATE#ip:1".to_owned()),
+            (connection_pk(&connection), "CONN#Abc=".to_owned()),
+            (connection_sk(&connection), "CONN#Abc=".to_owned()),
+            (room_pk(&room), "ROOM#general".to_owned()),
+            (room_sk(&room), "ROOM#general".to_owned()),
+        ];
+        for (built, expected) in cases {
+            assert_eq!(built, expected);
+        }
+        assert!(comment_sk(&id.parse().unwrap()).starts_with(COMMENT_SK_PREFIX));
+        assert!(notification_sk(&id.parse().unwrap()).starts_with(NOTIFICATION_SK_PREFIX));
+        assert!(connection_sk(&connection).starts_with(CONNECTION_SK_PREFIX));
+    }
+
+    #[test]
+    fn indexes_name_themselves_and_their_page_keys() {
+        assert_eq!(Index::Gsi1.name(), "gsi1");
+        assert_eq!(Index::Gsi2.name(), "gsi2");
+        assert_eq!(Index::Gsi1.page_key(), [PK, SK, GSI1PK, GSI1SK]);
+        assert_eq!(Index::Gsi2.page_key(), [PK, SK, GSI2PK, GSI2SK]);
+        assert_eq!(TABLE_PAGE_KEY, [PK, SK]);
+    }
+
+    #[test]
     fn entity_names_are_unique_and_parse_back() {
         let mut names: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
         names.sort();
