@@ -14,7 +14,7 @@ use platform::{AppError, error::ErrorCode, realtime::OutgoingFrame};
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::{Map, Value};
 
-/// API Gateway's own frame limit.
+/// API Gateway's own frame limit, 32 KiB (docs/API.md §7).
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
 /// Every frame a client may send, tagged by `action`.
@@ -165,6 +165,11 @@ fn truncate(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_frame_limit_is_the_contracts() {
+        assert_eq!(MAX_FRAME_BYTES, 32_768);
+    }
 
     use serde_json::json;
 

@@ -386,6 +386,47 @@ mod tests {
     }
 
     #[test]
+    fn an_opaque_failure_names_the_service_it_called() {
+        let context = |service| match translate(service, service_error("ValidationException", 400))
+        {
+            StoreError::Internal { context, .. } => context,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(context("dynamodb"), "calling dynamodb");
+        assert_eq!(context("s3"), "calling s3");
+        assert_eq!(context("ses"), "calling ses");
+        assert_eq!(context("apigateway"), "calling an AWS service");
+    }
+
+    #[test]
+    fn a_transaction_still_in_progress_is_busy() {
+        use aws_sdk_dynamodb::types::error::TransactionInProgressException;
+        let err = TransactionInProgressException::builder()
+            .meta(
+                ErrorMetadata::builder()
+                    .code("TransactionInProgressException")
+                    .build(),
+            )
+            .build();
+        let err = SdkError::service_error(
+            TransactWriteItemsError::TransactionInProgressException(err),
+            raw(400),
+        );
+        assert!(matches!(
+            decode_cancellation(err),
+            TransactionFailure::Busy(_)
+        ));
+    }
+
+    #[test]
+    fn is_tells_one_condition_from_another() {
+        let err = StoreError::Condition(Condition::PostGone);
+        assert!(err.is(Condition::PostGone));
+        assert!(!err.is(Condition::CommentGone));
+        assert!(!StoreError::internal("x", "y").is(Condition::PostGone));
+    }
+
+    #[test]
     fn renaming_keeps_other_errors() {
         let err = StoreError::Condition(Condition::AlreadyExists).on_condition(Condition::PostGone);
         assert!(err.is(Condition::PostGone));

@@ -325,6 +325,53 @@ impl fmt::Display for ErrorChain<'_> {
 mod tests {
     use super::*;
 
+    use std::sync::{Arc, Mutex};
+
+    /// What `err` writes to the log when it becomes a response.
+    fn logged(err: AppError) -> String {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || drop(err.into_response()));
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn server_failures_log_their_cause_chain_and_client_errors_nothing() {
+        let internal = logged(AppError::internal(
+            "loading user",
+            std::io::Error::other("disk on fire"),
+        ));
+        assert!(internal.contains("ERROR"), "{internal}");
+        assert!(
+            internal.contains("loading user: disk on fire"),
+            "{internal}"
+        );
+        assert!(internal.contains("INTERNAL_ERROR"), "{internal}");
+        let unavailable = logged(AppError::unavailable(
+            "dynamodb",
+            std::io::Error::other("dispatch failure"),
+        ));
+        assert!(unavailable.contains("WARN"), "{unavailable}");
+        assert!(unavailable.contains("dispatch failure"), "{unavailable}");
+        assert!(unavailable.contains("SERVICE_UNAVAILABLE"), "{unavailable}");
+        assert_eq!(logged(AppError::NotFound("Post not found".into())), "");
+    }
+
     #[test]
     fn every_code_maps_to_the_status_of_the_contract() {
         let expected = [
