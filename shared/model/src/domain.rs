@@ -793,4 +793,121 @@ mod tests {
         assert_eq!(failures[0].code, FieldCode::Required);
         assert_eq!(failures[1].field, "email");
     }
+
+    #[test]
+    fn a_field_error_reads_as_a_sentence() {
+        let err = FieldError::new("email", FieldCode::Required, "is required");
+        assert_eq!(err.to_string(), "email is required");
+    }
+
+    #[test]
+    fn optional_fields_and_finishing() {
+        let mut errors = FieldErrors::new();
+        assert!(errors.is_empty());
+        assert_eq!(errors.optional("name", None, Name::parse), Some(None));
+        let name = errors.optional("name", Some("Al".into()), Name::parse);
+        assert_eq!(name.flatten().map(Name::into_inner), Some("Al".to_owned()));
+        assert!(errors.is_empty());
+        assert_eq!(errors.optional("name", Some("A".into()), Name::parse), None);
+        assert!(!errors.is_empty());
+        let failures = errors.finish(Some(())).unwrap_err();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].field, "name");
+
+        let mut errors = FieldErrors::new();
+        errors.push(FieldError::new("x", FieldCode::Mismatch, "differs"));
+        assert!(!errors.is_empty());
+        assert_eq!(
+            errors.finish(Some(1)).unwrap_err()[0].code,
+            FieldCode::Mismatch
+        );
+
+        assert_eq!(FieldErrors::new().finish(Some(7)), Ok(7));
+        let incomplete = FieldErrors::new().finish::<()>(None).unwrap_err();
+        assert_eq!(incomplete.len(), 1);
+        assert_eq!(incomplete[0].field, "body");
+        assert_eq!(incomplete[0].code, FieldCode::Required);
+    }
+
+    #[test]
+    fn lengths_say_which_bound_was_missed() {
+        assert_eq!(
+            length("f", "", 1, 5).unwrap_err().message,
+            "must not be empty"
+        );
+        assert_eq!(
+            length("f", "a", 2, 5).unwrap_err().message,
+            "must be at least 2 characters"
+        );
+        assert_eq!(
+            length("f", "abcdef", 1, 5).unwrap_err().message,
+            "must be at most 5 characters"
+        );
+        assert!(length("f", "ab", 2, 2).is_ok());
+    }
+
+    #[test]
+    fn emails_at_the_bounds_of_the_rules() {
+        let label = "x".repeat(63);
+        let longest = format!("a@{label}.{label}.{label}.{}.com", "x".repeat(56));
+        assert_eq!(longest.chars().count(), EMAIL_MAX);
+        assert!(email(&longest).is_ok());
+        for bad in ["a@b.com.", "ä@b.com", "a@.com", "a@bcom"] {
+            assert_eq!(email(bad), Err(FieldCode::InvalidFormat), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_password_shows_only_to_the_code_that_hashes_it() {
+        let password = Password::parse("password", "secret123".into()).unwrap();
+        assert_eq!(format!("{password:?}"), "Password(***)");
+        assert_eq!(password.expose(), "secret123");
+        assert_eq!(password.into_inner(), "secret123");
+    }
+
+    #[test]
+    fn names_and_versions_display_as_themselves() {
+        let name = Name::parse("name", " Ada ".into()).unwrap();
+        assert_eq!(name.as_str(), "Ada");
+        assert_eq!(name.to_string(), "Ada");
+        assert_eq!(Version::FIRST.next().to_string(), "2");
+    }
+
+    #[test]
+    fn chat_text_is_bounded_in_characters() {
+        assert!(ChatText::parse(&"é".repeat(ChatText::MAX_CHARS)).is_ok());
+        let long = ChatText::parse(&"é".repeat(ChatText::MAX_CHARS + 1)).unwrap_err();
+        assert_eq!(long.code, FieldCode::TooLong);
+        assert_eq!(
+            ChatText::parse(" \n").unwrap_err().code,
+            FieldCode::TooShort
+        );
+        assert_eq!(ChatText::parse("x").unwrap().as_str(), "x");
+    }
+
+    #[test]
+    fn roles_and_statuses_round_trip_their_spelling() {
+        for role in [Role::User, Role::Admin] {
+            assert_eq!(Role::parse("role", role.as_str().into()), Ok(role));
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        assert_eq!(Role::User.as_str(), "user");
+        assert_eq!(Role::Admin.as_str(), "admin");
+        assert!(Role::parse("role", "root".into()).is_err());
+        for status in [
+            UserStatus::Active,
+            UserStatus::Suspended,
+            UserStatus::Deleted,
+        ] {
+            assert_eq!(
+                UserStatus::parse("status", status.as_str().into()),
+                Ok(status)
+            );
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert_eq!(UserStatus::Active.as_str(), "active");
+        assert_eq!(UserStatus::Suspended.as_str(), "suspended");
+        assert_eq!(UserStatus::Deleted.as_str(), "deleted");
+        assert!(UserStatus::parse("status", "gone".into()).is_err());
+    }
 }

@@ -289,6 +289,30 @@ mod tests {
     }
 
     #[test]
+    fn flags_read_both_ways_and_errors_print_their_message() {
+        let flag = |raw: &str| bool_or(&source(&[("F", raw)]), "F", true);
+        for yes in ["1", "true", "YES"] {
+            assert_eq!(flag(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "false", "No"] {
+            assert_eq!(flag(no), Ok(false), "{no}");
+        }
+        assert_eq!(flag(""), Ok(true));
+        let err = flag("maybe").unwrap_err();
+        // `main` returns this error: its Debug is what the log shows.
+        assert_eq!(format!("{err:?}"), err.to_string());
+        assert!(format!("{err:?}").contains("F"));
+    }
+
+    #[test]
+    fn the_process_environment_is_a_source() {
+        // PATH is set wherever tests run; setting a variable would race
+        // the other tests of this binary.
+        assert_eq!(ProcessEnv.get("PATH"), std::env::var("PATH").ok());
+        assert!(ProcessEnv.get("PATH").is_some_and(|path| !path.is_empty()));
+    }
+
+    #[test]
     fn storage_rejects_a_malformed_flag() {
         let err = StorageConfig::from_source(&source(&[
             ("TABLE_NAME", "t"),
