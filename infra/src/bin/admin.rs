@@ -2,7 +2,10 @@
 
 use infra::admin;
 use model::Table;
-use platform::{aws, config::StorageConfig};
+use platform::{
+    aws,
+    config::{ProcessEnv, StorageConfig},
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if command != "promote" {
         return Err(format!("unknown command {command:?}; usage: admin promote EMAIL").into());
     }
-    let table_name = StorageConfig::table_name_from_env()?;
+    let table_name = StorageConfig::table_name(&ProcessEnv)?;
     let sdk = aws::load_sdk_config().await;
     let table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), table_name);
     let user_id = admin::promote(&table, email).await?;

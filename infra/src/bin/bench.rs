@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let emulator = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "AWS_ENDPOINT_URL must name a provisioned emulator")?;
-    let table_name = platform::config::StorageConfig::table_name_from_env()?;
+    let table_name = platform::config::StorageConfig::table_name(&platform::config::ProcessEnv)?;
     let template = Template::load("template.yaml")?;
 
     let bench = Bench::start(BenchConfig {

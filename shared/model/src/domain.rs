@@ -882,6 +882,12 @@ mod tests {
             ChatText::parse(" \n").unwrap_err().code,
             FieldCode::TooShort
         );
+        // Blank at the very limit is still blank, not too long.
+        let blank = " ".repeat(ChatText::MAX_CHARS);
+        assert_eq!(
+            ChatText::parse(&blank).unwrap_err().code,
+            FieldCode::TooShort
+        );
         assert_eq!(ChatText::parse("x").unwrap().as_str(), "x");
     }
 

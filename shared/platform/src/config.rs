@@ -155,8 +155,8 @@ impl StorageConfig {
     }
 
     /// Just `TABLE_NAME`, for tools that touch nothing else.
-    pub fn table_name_from_env() -> Result<String, ConfigError> {
-        required(&ProcessEnv, "TABLE_NAME")
+    pub fn table_name(source: &dyn Source) -> Result<String, ConfigError> {
+        required(source, "TABLE_NAME")
     }
 
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
@@ -310,6 +310,16 @@ mod tests {
         // the other tests of this binary.
         assert_eq!(ProcessEnv.get("PATH"), std::env::var("PATH").ok());
         assert!(ProcessEnv.get("PATH").is_some_and(|path| !path.is_empty()));
+    }
+
+    #[test]
+    fn tools_read_just_the_table_name() {
+        let only_table = source(&[("TABLE_NAME", " t ")]);
+        assert_eq!(StorageConfig::table_name(&only_table).unwrap(), " t ");
+        assert_eq!(
+            StorageConfig::table_name(&source(&[])),
+            Err(ConfigError::Missing { name: "TABLE_NAME" })
+        );
     }
 
     #[test]
