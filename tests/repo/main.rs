@@ -132,6 +132,12 @@ fn deploys_go_dev_on_main_and_staging_then_prod_on_tags_with_oidc() {
 
 /// Every file under `dir` (relative to the workspace root) ending in `.rs`.
 fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
+    files_with(dir, &["rs"])
+}
+
+/// Every file under `dir` whose extension is one of `extensions`, leaving
+/// out installed packages.
+fn files_with(dir: &str, extensions: &[&str]) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![std::path::PathBuf::from(format!(
         "{}/../{dir}",
@@ -139,28 +145,36 @@ fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
     ))];
     while let Some(path) = pending.pop() {
         if path.is_dir() {
+            if path.ends_with("node_modules") {
+                continue;
+            }
             for entry in std::fs::read_dir(&path).unwrap() {
                 pending.push(entry.unwrap().path());
             }
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
+        } else if path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| extensions.contains(&ext))
+        {
             found.push(path);
         }
     }
     found
 }
 
-/// The quoted upper-case words ending in `#` in `text`: key prefixes.
+/// The quoted upper-case words ending in `#` in `text` (double or single
+/// quotes, for the YAML and Python files too): key prefixes.
 fn key_prefix_literals(text: &str) -> Vec<String> {
     let bytes = text.as_bytes();
     let mut found = Vec::new();
-    for (start, _) in text.match_indices('"') {
+    for (start, quote) in text.match_indices(['"', '\'']) {
         let word: Vec<u8> = bytes[start + 1..]
             .iter()
             .copied()
             .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
             .collect();
         if !word.is_empty() && bytes.get(start + 1 + word.len()) == Some(&b'#') {
-            found.push(format!("\"{}#", String::from_utf8(word).unwrap()));
+            found.push(format!("{quote}{}#", String::from_utf8(word).unwrap()));
         }
     }
     found
@@ -173,14 +187,17 @@ fn the_finder_of_key_prefixes_finds_them() {
         key_prefix_literals(r#""RATE_X#" "W#""#),
         ["\"RATE_X#", "\"W#"]
     );
-    assert!(key_prefix_literals(r##"r#"{"a":1}"# "User#" "#x""##).is_empty());
+    assert_eq!(key_prefix_literals("pk = 'ROOM#' + room"), ["'ROOM#"]);
+    assert!(key_prefix_literals(r##"r#"{"a":1}"# "User#" "#x" 'static"##).is_empty());
 }
 
 #[test]
 fn key_prefixes_are_spelled_only_by_the_data_model() {
     let mut offenders = Vec::new();
-    for dir in ["functions", "infra", "tests", "shared/platform"] {
-        for path in rust_files(dir) {
+    // Code and scripts of every kind; the docs may draw the layout.
+    let kinds = ["rs", "py", "sh", "mjs", "yaml", "yml", "toml"];
+    for dir in ["functions", "infra", "tests", "shared/platform", ".github"] {
+        for path in files_with(dir, &kinds) {
             let text = std::fs::read_to_string(&path).unwrap();
             // This file names prefixes only to test the finder.
             if path.ends_with("tests/repo/main.rs") {
