@@ -24,6 +24,8 @@ help:
 	@echo "make deploy ENV=dev|staging|prod - make build, then sam deploy --config-env ENV"
 	@echo "make validate - sam validate --lint (offline, no AWS account)"
 	@echo "make bench  - cold start, warm latency, memory and cost of every function (no AWS account)"
+	@echo "make asyncapi - validate docs/asyncapi.yaml with the pinned @asyncapi/parser"
+	@echo "make mutants - cargo-mutants on MUTANTS_FILES (a surviving mutant is a missing test)"
 
 $(STAMP): infra/python/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -36,7 +36,7 @@ pub enum Condition {
     CommentGone,
     /// The notification is gone.
     NotificationGone,
-    /// The upload is gone, or is not pending any more.
+    /// The upload is gone: missing, another owner's, or expired.
     UploadGone,
     /// The idempotency key was recorded by a concurrent request first.
     Replayed,

@@ -62,7 +62,8 @@ pub struct HttpOptions {
 
 impl HttpOptions {
     /// For `/api/` functions: CORS and the default limit as configured
-    /// (`CORS_ALLOWED_ORIGINS`, `RATE_LIMIT_DEFAULT`).
+    /// (`CORS_ALLOWED_ORIGINS`, `RATE_LIMIT_DEFAULT`; every `RATE_LIMIT_*`
+    /// is read and checked, so a bad one fails the cold start).
     pub fn api(source: &dyn Source, table: Table, jwt: &JwtConfig) -> Result<Self, ConfigError> {
         let limits = RateLimitConfig::from_source(source)?;
         Ok(Self::limited(
