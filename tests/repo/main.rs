@@ -138,6 +138,19 @@ fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
 /// Every file under `dir` whose extension is one of `extensions`, leaving
 /// out installed packages.
 fn files_with(dir: &str, extensions: &[&str]) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|path| {
+            path.extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| extensions.contains(&ext))
+        })
+        .collect()
+}
+
+/// Every file under `dir` (relative to the workspace root), leaving out
+/// installed packages.
+fn files_under(dir: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![std::path::PathBuf::from(format!(
         "{}/../{dir}",
@@ -151,11 +164,7 @@ fn files_with(dir: &str, extensions: &[&str]) -> Vec<std::path::PathBuf> {
             for entry in std::fs::read_dir(&path).unwrap() {
                 pending.push(entry.unwrap().path());
             }
-        } else if path
-            .extension()
-            .and_then(|ext| ext.to_str())
-            .is_some_and(|ext| extensions.contains(&ext))
-        {
+        } else {
             found.push(path);
         }
     }
@@ -283,19 +292,8 @@ fn nothing_refers_outside_the_repository() {
         ".github",
         ".ci",
     ] {
-        let mut pending = vec![std::path::PathBuf::from(format!(
-            "{}/../{dir}",
-            env!("CARGO_MANIFEST_DIR")
-        ))];
-        while let Some(path) = pending.pop() {
-            if path.is_dir() {
-                if path.ends_with("node_modules") {
-                    continue;
-                }
-                for entry in std::fs::read_dir(&path).unwrap() {
-                    pending.push(entry.unwrap().path());
-                }
-            } else if let Ok(text) = std::fs::read_to_string(&path)
+        for path in files_under(dir) {
+            if let Ok(text) = std::fs::read_to_string(&path)
                 && !path.ends_with("tests/repo/main.rs")
                 && text.contains(concat!("..", "/shared"))
             {

@@ -39,9 +39,10 @@ impl ApiFunction {
             aws_sdk_dynamodb::Client::new(sdk),
             storage.table_name.clone(),
         );
-        let options = HttpOptions::api(source, table.clone(), &jwt)?;
+        let keys = JwtKeys::new(&jwt);
+        let options = HttpOptions::api(source, table.clone(), keys.clone())?;
         Ok(Self {
-            authenticator: Authenticator::new(JwtKeys::new(&jwt), table.clone()),
+            authenticator: Authenticator::new(keys, table.clone()),
             storage,
             jwt,
             table,

@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::{
-    config::{ConfigError, JwtConfig, Source},
+    config::{ConfigError, Source},
     cors::CorsConfig,
     envelope::{self, RequestInfo, round_ms},
     error::AppError,
@@ -64,7 +64,9 @@ impl HttpOptions {
     /// For `/api/` functions: CORS and the default limit as configured
     /// (`CORS_ALLOWED_ORIGINS`, `RATE_LIMIT_DEFAULT`; every `RATE_LIMIT_*`
     /// is read and checked, so a bad one fails the cold start).
-    pub fn api(source: &dyn Source, table: Table, jwt: &JwtConfig) -> Result<Self, ConfigError> {
+    /// `jwt` are the function's own keys: the guard only reads the caller
+    /// from a token, so it shares them rather than deriving its own.
+    pub fn api(source: &dyn Source, table: Table, jwt: JwtKeys) -> Result<Self, ConfigError> {
         let limits = RateLimitConfig::from_source(source)?;
         Ok(Self::limited(
             CorsConfig::from_source(source)?,
@@ -83,12 +85,12 @@ impl HttpOptions {
     }
 
     /// The given CORS rules and the default rate limit on `/api/`.
-    pub fn limited(cors: CorsConfig, table: Table, jwt: &JwtConfig, limit: Limit) -> Self {
+    pub fn limited(cors: CorsConfig, table: Table, jwt: JwtKeys, limit: Limit) -> Self {
         Self {
             cors,
             rate_guard: Some(RateGuard {
                 limiter: RateLimiter::new(table),
-                jwt: JwtKeys::new(jwt),
+                jwt,
                 limit,
             }),
         }
