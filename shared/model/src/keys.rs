@@ -58,6 +58,14 @@ impl Index {
         }
     }
 
+    /// The attribute of the index's partition key.
+    pub const fn partition_key(self) -> &'static str {
+        match self {
+            Index::Gsi1 => GSI1PK,
+            Index::Gsi2 => GSI2PK,
+        }
+    }
+
     /// The key attributes of the index, with the table's (what an
     /// `ExclusiveStartKey` on it needs).
     pub const fn page_key(self) -> &'static [&'static str] {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{CommentId, Name, NotificationId, PostId, UserId},
     error::{Condition, StoreError, dynamo},
-    keys::{self, Entity, Index, NOTIFICATION_SK_PREFIX, TABLE_PAGE_KEY},
-    table::{self, Item, Page, Table, from_item, key},
+    keys::{self, Entity, Index, NOTIFICATION_SK_PREFIX},
+    table::{Item, Page, Partition, Table, from_item, key},
 };
 
 /// The sparse index of unread notifications.
@@ -149,7 +149,8 @@ pub trait Notifications {
         user: &UserId,
         page: Page,
     ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError>;
-    /// How many unread notifications a user has.
+    /// How many unread notifications a user has. A count query still stops
+    /// at 1 MB of index data per call, so it follows `LastEvaluatedKey`.
     async fn count_unread(&self, user: &UserId) -> Result<u64, StoreError>;
     /// Marks one read and returns it (idempotent); `NotificationGone`.
     async fn mark_read(
@@ -173,7 +174,14 @@ impl Notifications for Table {
         user: &UserId,
         page: Page,
     ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
-        list_all(self, user, page).await
+        let partition = Partition {
+            index: None,
+            key: keys::user_pk(user),
+            sort_prefix: Some(NOTIFICATION_SK_PREFIX),
+            newest_first: true,
+        };
+        let (items, next) = self.page_of(&partition, page).await?;
+        Ok((into_notifications(items)?, next))
     }
 
     async fn list_unread(
@@ -181,11 +189,38 @@ impl Notifications for Table {
         user: &UserId,
         page: Page,
     ) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
-        list_unread(self, user, page).await
+        let partition = Partition {
+            index: Some(UNREAD_INDEX),
+            key: keys::unread_pk(user),
+            sort_prefix: None,
+            newest_first: true,
+        };
+        let (items, next) = self.page_of(&partition, page).await?;
+        Ok((into_notifications(items)?, next))
     }
 
     async fn count_unread(&self, user: &UserId) -> Result<u64, StoreError> {
-        count_unread(self, user).await
+        let mut count = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .index_name(UNREAD_INDEX.name())
+                .key_condition_expression("gsi2pk = :unread")
+                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user)))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            count += u64::try_from(output.count).unwrap_or_default();
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok(count),
+            }
+        }
     }
 
     async fn mark_read(
@@ -193,11 +228,69 @@ impl Notifications for Table {
         user: &UserId,
         id: &NotificationId,
     ) -> Result<NotificationItem, StoreError> {
-        mark_read(self, user, id).await
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(notification_key(user, id)))
+            .update_expression(MARK_READ)
+            // Without it, an update of a missing key would create a stub item.
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#read", "read")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
+        from_item(output.attributes.unwrap_or_default())
     }
 
     async fn mark_all_read(&self, user: &UserId) -> Result<u64, StoreError> {
-        mark_all_read(self, user).await
+        let mut updated = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .index_name(UNREAD_INDEX.name())
+                .key_condition_expression("gsi2pk = :unread")
+                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user)))
+                .projection_expression("gsi2sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            // The key is rebuilt from the caller's id, so nothing but their own
+            // partition can be written whatever the index holds.
+            let ids = output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|item| match item.get("gsi2sk") {
+                    Some(AttributeValue::S(id)) => id.parse::<NotificationId>().ok(),
+                    _ => None,
+                });
+            // One conditional UpdateItem per notification, run concurrently,
+            // rather than TransactWriteItems in chunks of 100: the notifications
+            // are independent, so a transaction's all-or-nothing buys nothing,
+            // costs twice the write capacity, and one notification read or
+            // deleted meanwhile would cancel its whole chunk and force a retry.
+            // Here such a notification just fails its own condition and is not
+            // counted, so `updated` is exactly what this call changed.
+            updated += stream::iter(ids)
+                .map(|id| async move { mark_read_if_unread(self, user, &id).await })
+                .buffer_unordered(READ_ALL_CONCURRENCY)
+                .try_fold(
+                    0u64,
+                    |sum, changed| async move { Ok(sum + u64::from(changed)) },
+                )
+                .await?;
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok(updated),
+            }
+        }
     }
 
     async fn delete_notification(
@@ -205,7 +298,15 @@ impl Notifications for Table {
         user: &UserId,
         id: &NotificationId,
     ) -> Result<(), StoreError> {
-        delete(self, user, id).await
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(notification_key(user, id)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
+        Ok(())
     }
 }
 
@@ -223,169 +324,6 @@ fn notification_key(user_id: &UserId, id: &NotificationId) -> Item {
 
 fn into_notifications(items: Vec<Item>) -> Result<Vec<NotificationItem>, StoreError> {
     items.into_iter().map(from_item).collect()
-}
-
-/// One page of the caller's notifications, newest first.
-async fn list_all(
-    table: &Table,
-    user_id: &UserId,
-    page: Page,
-) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
-    let (items, next) = table::query_page(
-        page.limit,
-        page.start,
-        TABLE_PAGE_KEY,
-        |start, limit| async move {
-            table
-                .client
-                .query()
-                .table_name(&table.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(user_id)))
-                .expression_attribute_values(
-                    ":prefix",
-                    AttributeValue::S(NOTIFICATION_SK_PREFIX.into()),
-                )
-                .scan_index_forward(false)
-                .limit(limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)
-        },
-    )
-    .await?;
-    Ok((into_notifications(items)?, next))
-}
-
-/// One page of the caller's unread notifications, newest first.
-async fn list_unread(
-    table: &Table,
-    user_id: &UserId,
-    page: Page,
-) -> Result<(Vec<NotificationItem>, Option<Item>), StoreError> {
-    let (items, next) = table::query_page(
-        page.limit,
-        page.start,
-        UNREAD_INDEX.page_key(),
-        |start, limit| async move {
-            table
-                .client
-                .query()
-                .table_name(&table.name)
-                .index_name(UNREAD_INDEX.name())
-                .key_condition_expression("gsi2pk = :unread")
-                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user_id)))
-                .scan_index_forward(false)
-                .limit(limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)
-        },
-    )
-    .await?;
-    Ok((into_notifications(items)?, next))
-}
-
-/// How many unread notifications the caller has. A count query still stops
-/// at 1 MB of index data per call, so it follows `LastEvaluatedKey`.
-async fn count_unread(table: &Table, user_id: &UserId) -> Result<u64, StoreError> {
-    let mut count = 0u64;
-    let mut start: Option<Item> = None;
-    loop {
-        let output = table
-            .client
-            .query()
-            .table_name(&table.name)
-            .index_name(UNREAD_INDEX.name())
-            .key_condition_expression("gsi2pk = :unread")
-            .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user_id)))
-            .select(Select::Count)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(dynamo)?;
-        count += u64::try_from(output.count).unwrap_or_default();
-        match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-            Some(key) => start = Some(key),
-            None => return Ok(count),
-        }
-    }
-}
-
-/// Marks one of the caller's notifications read and returns it; a missing
-/// one is a 404. Already read is fine: the update is idempotent.
-async fn mark_read(
-    table: &Table,
-    user_id: &UserId,
-    id: &NotificationId,
-) -> Result<NotificationItem, StoreError> {
-    let output = table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .set_key(Some(notification_key(user_id, id)))
-        .update_expression(MARK_READ)
-        // Without it, an update of a missing key would create a stub item.
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_names("#read", "read")
-        .expression_attribute_values(":true", AttributeValue::Bool(true))
-        .return_values(ReturnValue::AllNew)
-        .send()
-        .await
-        .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
-    from_item(output.attributes.unwrap_or_default())
-}
-
-/// Marks every unread notification of the caller read; returns how many
-/// this call changed.
-async fn mark_all_read(table: &Table, user_id: &UserId) -> Result<u64, StoreError> {
-    let mut updated = 0u64;
-    let mut start: Option<Item> = None;
-    loop {
-        let output = table
-            .client
-            .query()
-            .table_name(&table.name)
-            .index_name(UNREAD_INDEX.name())
-            .key_condition_expression("gsi2pk = :unread")
-            .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user_id)))
-            .projection_expression("gsi2sk")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(dynamo)?;
-        // The key is rebuilt from the caller's id, so nothing but their own
-        // partition can be written whatever the index holds.
-        let ids = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|item| match item.get("gsi2sk") {
-                Some(AttributeValue::S(id)) => id.parse::<NotificationId>().ok(),
-                _ => None,
-            });
-        // One conditional UpdateItem per notification, run concurrently,
-        // rather than TransactWriteItems in chunks of 100: the notifications
-        // are independent, so a transaction's all-or-nothing buys nothing,
-        // costs twice the write capacity, and one notification read or
-        // deleted meanwhile would cancel its whole chunk and force a retry.
-        // Here such a notification just fails its own condition and is not
-        // counted, so `updated` is exactly what this call changed.
-        updated += stream::iter(ids)
-            .map(|id| async move { mark_read_if_unread(table, user_id, &id).await })
-            .buffer_unordered(READ_ALL_CONCURRENCY)
-            .try_fold(
-                0u64,
-                |sum, changed| async move { Ok(sum + u64::from(changed)) },
-            )
-            .await?;
-        match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-            Some(key) => start = Some(key),
-            None => return Ok(updated),
-        }
-    }
 }
 
 /// Whether this call turned the notification from unread to read.
@@ -413,20 +351,6 @@ async fn mark_read_if_unread(
         Err(StoreError::Condition(_)) => Ok(false),
         Err(other) => Err(other),
     }
-}
-
-/// Deletes one of the caller's notifications; a missing one is a 404.
-async fn delete(table: &Table, user_id: &UserId, id: &NotificationId) -> Result<(), StoreError> {
-    table
-        .client
-        .delete_item()
-        .table_name(&table.name)
-        .set_key(Some(notification_key(user_id, id)))
-        .condition_expression("attribute_exists(pk)")
-        .send()
-        .await
-        .map_err(|err| dynamo(err).on_condition(Condition::NotificationGone))?;
-    Ok(())
 }
 
 #[cfg(test)]

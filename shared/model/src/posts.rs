@@ -18,12 +18,12 @@ use crate::{
     error::{Condition, StoreError, dynamo},
     idempotency::IdempotencyItem,
     keys::{
-        COMMENT_SK_PREFIX, Entity, GSI1PK, GSI1SK, GSI2PK, Index, PK, POST_SK, SK, TABLE_PAGE_KEY,
+        COMMENT_SK_PREFIX, Entity, GSI1PK, GSI1SK, Index, PK, POST_SK, SK, TABLE_PAGE_KEY,
         author_pk, comment_sk, feed_pk, post_pk, tag_pk, tag_ref_sk,
     },
     notifications::NotificationItem,
     table::{
-        self, Item, Page, Table, from_item, key, to_item, transact_delete, transact_put,
+        self, Item, Page, Partition, Table, from_item, key, to_item, transact_delete, transact_put,
         transact_update, transact_write,
     },
     users::PublicUser,
@@ -211,7 +211,9 @@ pub trait Posts {
     /// Deletes a post and its tag references (its comments go with the
     /// stream worker); `PostGone` if it already went.
     async fn delete_post(&self, post: &PostItem) -> Result<(), StoreError>;
-    /// The newest posts across every feed shard.
+    /// The newest posts across every feed shard: one exact page per shard,
+    /// read in parallel, merged by id (ULIDs sort by time). The cursor
+    /// remembers where each shard stands.
     async fn feed(&self, page: Page) -> Result<(Vec<PostItem>, Option<Item>), StoreError>;
     /// An author's posts, newest first.
     async fn posts_by_author(
@@ -219,7 +221,8 @@ pub trait Posts {
         author: &UserId,
         page: Page,
     ) -> Result<(Vec<PostItem>, Option<Item>), StoreError>;
-    /// Posts with a tag (optionally by one author), newest first.
+    /// Posts with a tag (optionally by one author), newest first: a page of
+    /// the tag's references, then the posts themselves in one batch read.
     async fn posts_by_tag(
         &self,
         tag: &Tag,
@@ -341,7 +344,69 @@ impl Posts for Table {
     }
 
     async fn feed(&self, page: Page) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
-        list_feed(self, page).await
+        let limit = page.limit;
+        let positions: Item = page.start.unwrap_or_default();
+        let starts = (0..FEED_SHARDS)
+            .map(|shard| {
+                let position = positions.get(&shard_key(shard)).and_then(|v| v.as_s().ok());
+                let start =
+                    match position.map(String::as_str) {
+                        None => Some(None),
+                        Some(EXHAUSTED) => None,
+                        Some(id) => Some(Some(id.parse::<PostId>().map_err(|err| {
+                            StoreError::internal("reading a feed position", err)
+                        })?)),
+                    };
+                Ok::<_, StoreError>((shard, start))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let queries = starts.into_iter().map(|(shard, start)| async move {
+            // `None`: this shard was read to its end by an earlier page.
+            let Some(after) = start else {
+                return Ok::<_, StoreError>((shard, Vec::new(), false));
+            };
+            let start = after.map(|id| feed_start_key(shard, &id));
+            let partition = Partition {
+                index: Some(FEED_INDEX),
+                key: feed_pk(shard),
+                sort_prefix: None,
+                newest_first: true,
+            };
+            let (items, next) = self.page_of(&partition, Page { limit, start }).await?;
+            Ok((shard, posts_of(items)?, next.is_some()))
+        });
+        let results = try_join_all(queries).await?;
+
+        let mut merged: Vec<(u8, PostItem)> = results
+            .iter()
+            .flat_map(|(shard, posts, _)| posts.iter().cloned().map(move |p| (*shard, p)))
+            .collect();
+        merged.sort_by_key(|(_, post)| std::cmp::Reverse(post.id));
+        merged.truncate(limit as usize);
+
+        let mut next = positions.clone();
+        let mut any_left = false;
+        for (shard, posts, more) in &results {
+            let taken = merged.iter().filter(|(s, _)| s == shard).count();
+            let left_in_shard = *more || taken < posts.len();
+            let position = if !left_in_shard {
+                Some(EXHAUSTED.to_owned())
+            } else {
+                merged
+                    .iter()
+                    .rev()
+                    .find(|(s, _)| s == shard)
+                    .map(|(_, p)| p.id.to_string())
+            };
+            any_left |= left_in_shard;
+            if let Some(position) = position {
+                next.insert(shard_key(*shard), AttributeValue::S(position));
+            }
+        }
+        Ok((
+            merged.into_iter().map(|(_, p)| p).collect(),
+            any_left.then_some(next),
+        ))
     }
 
     async fn posts_by_author(
@@ -349,7 +414,14 @@ impl Posts for Table {
         author: &UserId,
         page: Page,
     ) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
-        list_by_author(self, author, page).await
+        let partition = Partition {
+            index: Some(AUTHOR_INDEX),
+            key: author_pk(author),
+            sort_prefix: None,
+            newest_first: true,
+        };
+        let (items, next) = self.page_of(&partition, page).await?;
+        Ok((posts_of(items)?, next))
     }
 
     async fn posts_by_tag(
@@ -358,7 +430,35 @@ impl Posts for Table {
         author: Option<&UserId>,
         page: Page,
     ) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
-        list_by_tag(self, tag, author, page).await
+        let (items, next) =
+            table::query_page(page.limit, page.start, TABLE_PAGE_KEY, |start, limit| {
+                let mut query = self
+                    .client
+                    .query()
+                    .table_name(&self.name)
+                    .key_condition_expression(format!("{PK} = :tag"))
+                    .expression_attribute_values(":tag", AttributeValue::S(tag_pk(tag)))
+                    .scan_index_forward(false)
+                    .limit(limit)
+                    .set_exclusive_start_key(start);
+                if let Some(author) = author {
+                    query = query
+                        .filter_expression("authorId = :author")
+                        .expression_attribute_values(
+                            ":author",
+                            AttributeValue::S(author.to_string()),
+                        );
+                }
+                query.send().map_err(dynamo)
+            })
+            .await?;
+        let ids = items
+            .into_iter()
+            .map(|item| from_item::<TagRefItem>(item).map(|r| r.post_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut posts = get_posts(self, &ids).await?;
+        posts.sort_by_key(|post| std::cmp::Reverse(post.id));
+        Ok((posts, next))
     }
 
     async fn add_comment(
@@ -378,7 +478,18 @@ impl Posts for Table {
         post: &PostId,
         page: Page,
     ) -> Result<(Vec<CommentItem>, Option<Item>), StoreError> {
-        list_comments(self, post, page).await
+        let partition = Partition {
+            index: None,
+            key: post_pk(post),
+            sort_prefix: Some(COMMENT_SK_PREFIX),
+            newest_first: false,
+        };
+        let (items, next) = self.page_of(&partition, page).await?;
+        let comments = items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<CommentItem>, _>>()?;
+        Ok((comments, next))
     }
 
     async fn post_and_comment(
@@ -386,7 +497,17 @@ impl Posts for Table {
         post: &PostId,
         comment: &CommentId,
     ) -> Result<(Option<PostItem>, Option<CommentItem>), StoreError> {
-        get_post_and_comment(self, post, comment).await
+        let keys = vec![post_key(post), key(post_pk(post), comment_sk(comment))];
+        let mut post = None;
+        let mut comment = None;
+        for item in table::batch_get(self, keys, true).await? {
+            match item.get(SK).and_then(|v| v.as_s().ok()).map(String::as_str) {
+                Some(POST_SK) => post = Some(from_item(item)?),
+                Some(_) => comment = Some(from_item(item)?),
+                None => {}
+            }
+        }
+        Ok((post, comment))
     }
 
     async fn delete_comment(&self, post: &PostId, comment: &CommentId) -> Result<(), StoreError> {
@@ -561,150 +682,6 @@ fn feed_start_key(shard: u8, post_id: &PostId) -> Item {
     start
 }
 
-/// The newest posts across every feed shard: one exact page per shard, read
-/// in parallel, merged by id (ULIDs sort by time). The cursor remembers
-/// where each shard stands.
-async fn list_feed(table: &Table, page: Page) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
-    let limit = page.limit;
-    let positions: Item = page.start.unwrap_or_default();
-    let starts = (0..FEED_SHARDS)
-        .map(|shard| {
-            let position = positions.get(&shard_key(shard)).and_then(|v| v.as_s().ok());
-            let start = match position.map(String::as_str) {
-                None => Some(None),
-                Some(EXHAUSTED) => None,
-                Some(id) => {
-                    Some(Some(id.parse::<PostId>().map_err(|err| {
-                        StoreError::internal("reading a feed position", err)
-                    })?))
-                }
-            };
-            Ok::<_, StoreError>((shard, start))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let queries = starts.into_iter().map(|(shard, start)| async move {
-        // `None`: this shard was read to its end by an earlier page.
-        let Some(after) = start else {
-            return Ok::<_, StoreError>((shard, Vec::new(), false));
-        };
-        let start = after.map(|id| feed_start_key(shard, &id));
-        let (items, next) =
-            table::query_page(limit, start, FEED_INDEX.page_key(), |start, limit| {
-                table
-                    .client
-                    .query()
-                    .table_name(&table.name)
-                    .index_name(FEED_INDEX.name())
-                    .key_condition_expression(format!("{GSI1PK} = :shard"))
-                    .expression_attribute_values(":shard", AttributeValue::S(feed_pk(shard)))
-                    .scan_index_forward(false)
-                    .limit(limit)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .map_err(dynamo)
-            })
-            .await?;
-        Ok((shard, posts_of(items)?, next.is_some()))
-    });
-    let results = try_join_all(queries).await?;
-
-    let mut merged: Vec<(u8, PostItem)> = results
-        .iter()
-        .flat_map(|(shard, posts, _)| posts.iter().cloned().map(move |p| (*shard, p)))
-        .collect();
-    merged.sort_by_key(|(_, post)| std::cmp::Reverse(post.id));
-    merged.truncate(limit as usize);
-
-    let mut next = positions.clone();
-    let mut any_left = false;
-    for (shard, posts, more) in &results {
-        let taken = merged.iter().filter(|(s, _)| s == shard).count();
-        let left_in_shard = *more || taken < posts.len();
-        let position = if !left_in_shard {
-            Some(EXHAUSTED.to_owned())
-        } else {
-            merged
-                .iter()
-                .rev()
-                .find(|(s, _)| s == shard)
-                .map(|(_, p)| p.id.to_string())
-        };
-        any_left |= left_in_shard;
-        if let Some(position) = position {
-            next.insert(shard_key(*shard), AttributeValue::S(position));
-        }
-    }
-    Ok((
-        merged.into_iter().map(|(_, p)| p).collect(),
-        any_left.then_some(next),
-    ))
-}
-
-/// An author's posts, newest first.
-async fn list_by_author(
-    table: &Table,
-    author_id: &UserId,
-    page: Page,
-) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
-    let (items, next) = table::query_page(
-        page.limit,
-        page.start,
-        AUTHOR_INDEX.page_key(),
-        |start, limit| {
-            table
-                .client
-                .query()
-                .table_name(&table.name)
-                .index_name(AUTHOR_INDEX.name())
-                .key_condition_expression(format!("{GSI2PK} = :author"))
-                .expression_attribute_values(":author", AttributeValue::S(author_pk(author_id)))
-                .scan_index_forward(false)
-                .limit(limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .map_err(dynamo)
-        },
-    )
-    .await?;
-    Ok((posts_of(items)?, next))
-}
-
-/// Posts with `tag` (optionally by one author), newest first: a page of the
-/// tag's references, then the posts themselves in one batch read.
-async fn list_by_tag(
-    table: &Table,
-    tag: &Tag,
-    author_id: Option<&UserId>,
-    page: Page,
-) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
-    let (items, next) =
-        table::query_page(page.limit, page.start, TABLE_PAGE_KEY, |start, limit| {
-            let mut query = table
-                .client
-                .query()
-                .table_name(&table.name)
-                .key_condition_expression(format!("{PK} = :tag"))
-                .expression_attribute_values(":tag", AttributeValue::S(tag_pk(tag)))
-                .scan_index_forward(false)
-                .limit(limit)
-                .set_exclusive_start_key(start);
-            if let Some(author) = author_id {
-                query = query
-                    .filter_expression("authorId = :author")
-                    .expression_attribute_values(":author", AttributeValue::S(author.to_string()));
-            }
-            query.send().map_err(dynamo)
-        })
-        .await?;
-    let ids = items
-        .into_iter()
-        .map(|item| from_item::<TagRefItem>(item).map(|r| r.post_id))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut posts = get_posts(table, &ids).await?;
-    posts.sort_by_key(|post| std::cmp::Reverse(post.id));
-    Ok((posts, next))
-}
-
 /// Reads posts by id, one round trip per 100.
 async fn get_posts(table: &Table, ids: &[PostId]) -> Result<Vec<PostItem>, StoreError> {
     let keys = ids.iter().map(post_key).collect();
@@ -713,60 +690,6 @@ async fn get_posts(table: &Table, ids: &[PostId]) -> Result<Vec<PostItem>, Store
         .into_iter()
         .map(from_item)
         .collect()
-}
-
-/// A post's comments, oldest first.
-async fn list_comments(
-    table: &Table,
-    post_id: &PostId,
-    page: Page,
-) -> Result<(Vec<CommentItem>, Option<Item>), StoreError> {
-    let (items, next) =
-        table::query_page(page.limit, page.start, TABLE_PAGE_KEY, |start, limit| {
-            table
-                .client
-                .query()
-                .table_name(&table.name)
-                .key_condition_expression(format!("{PK} = :post AND begins_with({SK}, :comment)"))
-                .expression_attribute_values(":post", AttributeValue::S(post_pk(post_id)))
-                .expression_attribute_values(
-                    ":comment",
-                    AttributeValue::S(COMMENT_SK_PREFIX.into()),
-                )
-                .scan_index_forward(true)
-                .limit(limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .map_err(dynamo)
-        })
-        .await?;
-    let comments = items
-        .into_iter()
-        .map(from_item)
-        .collect::<Result<Vec<CommentItem>, _>>()?;
-    Ok((comments, next))
-}
-
-/// A post and one of its comments in one round trip.
-async fn get_post_and_comment(
-    table: &Table,
-    post_id: &PostId,
-    comment_id: &CommentId,
-) -> Result<(Option<PostItem>, Option<CommentItem>), StoreError> {
-    let keys = vec![
-        post_key(post_id),
-        key(post_pk(post_id), comment_sk(comment_id)),
-    ];
-    let mut post = None;
-    let mut comment = None;
-    for item in table::batch_get(table, keys, true).await? {
-        match item.get(SK).and_then(|v| v.as_s().ok()).map(String::as_str) {
-            Some(POST_SK) => post = Some(from_item(item)?),
-            Some(_) => comment = Some(from_item(item)?),
-            None => {}
-        }
-    }
-    Ok((post, comment))
 }
 
 #[cfg(test)]

@@ -12,11 +12,12 @@ use aws_sdk_dynamodb::{
         TransactWriteItem, Update, WriteRequest,
     },
 };
+use futures::TryFutureExt;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{StoreError, TransactionFailure, decode_cancellation, dynamo},
-    keys::{PK, SK},
+    keys::{Index, PK, SK, TABLE_PAGE_KEY},
 };
 
 /// A DynamoDB item.
@@ -142,6 +143,57 @@ where
         return Ok((items, next));
     }
     Ok((items, None))
+}
+
+/// One partition to read in order, of the table or of an index: most of
+/// the stores' lists are one of these.
+#[derive(Debug, Clone)]
+pub struct Partition<'a> {
+    /// `None`: the table itself.
+    pub index: Option<Index>,
+    /// The partition key's value.
+    pub key: String,
+    /// Only sort keys that start with this (table partitions only).
+    pub sort_prefix: Option<&'a str>,
+    pub newest_first: bool,
+}
+
+impl Table {
+    /// One exact page of `partition` (`query_page`), resuming after
+    /// `page.start`.
+    pub async fn page_of(
+        &self,
+        partition: &Partition<'_>,
+        page: Page,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let (key_attribute, page_key) = match partition.index {
+            Some(index) => (index.partition_key(), index.page_key()),
+            None => (PK, TABLE_PAGE_KEY),
+        };
+        let mut values =
+            HashMap::from([(":pk".to_owned(), AttributeValue::S(partition.key.clone()))]);
+        let condition = match partition.sort_prefix {
+            Some(prefix) => {
+                values.insert(":prefix".to_owned(), AttributeValue::S(prefix.to_owned()));
+                format!("{key_attribute} = :pk AND begins_with({SK}, :prefix)")
+            }
+            None => format!("{key_attribute} = :pk"),
+        };
+        query_page(page.limit, page.start, page_key, |start, limit| {
+            self.client
+                .query()
+                .table_name(&self.name)
+                .set_index_name(partition.index.map(|index| index.name().to_owned()))
+                .key_condition_expression(condition.clone())
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(!partition.newest_first)
+                .limit(limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .map_err(dynamo)
+        })
+        .await
+    }
 }
 
 /// BatchGetItem in chunks of 100, retrying keys that come back

@@ -145,19 +145,6 @@ impl From<&UploadItem> for UploadResponse {
     }
 }
 
-async fn get_upload(table: &Table, id: &UploadId) -> Result<Option<UploadItem>, StoreError> {
-    let output = table
-        .client
-        .get_item()
-        .table_name(&table.name)
-        .set_key(Some(upload_key(id)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(dynamo)?;
-    output.item.map(from_item).transpose()
-}
-
 /// Uploads as their owners see them.
 #[expect(
     async_fn_in_trait,
@@ -166,7 +153,8 @@ async fn get_upload(table: &Table, id: &UploadId) -> Result<Option<UploadItem>, 
 pub trait Uploads {
     /// Any upload by id.
     async fn upload(&self, id: &UploadId) -> Result<Option<UploadItem>, StoreError>;
-    /// Stores a new pending upload.
+    /// Stores a new pending upload; its id is fresh, and the condition only
+    /// guards against overwriting one should that ever not hold.
     async fn put_pending_upload(&self, upload: &UploadItem) -> Result<(), StoreError>;
     /// `owner`'s upload `id`, unless expired; another user's reads as none.
     async fn owned_upload(
@@ -175,8 +163,9 @@ pub trait Uploads {
         owner: &UserId,
         now: i64,
     ) -> Result<Option<UploadItem>, StoreError>;
-    /// Marks an upload ready and drops its `ttl`; `UploadGone` if it
-    /// expired or vanished meanwhile.
+    /// Marks an upload ready and drops its `ttl`. The condition repeats the
+    /// checks of `owned_upload`, so an upload that expired or vanished in
+    /// between is `UploadGone` rather than being brought back.
     async fn mark_upload_ready(
         &self,
         upload: &UploadItem,
@@ -186,11 +175,28 @@ pub trait Uploads {
 
 impl Uploads for Table {
     async fn upload(&self, id: &UploadId) -> Result<Option<UploadItem>, StoreError> {
-        get_upload(self, id).await
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(upload_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        output.item.map(from_item).transpose()
     }
 
     async fn put_pending_upload(&self, upload: &UploadItem) -> Result<(), StoreError> {
-        put_pending(self, upload).await
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(upload)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
     }
 
     async fn owned_upload(
@@ -199,7 +205,11 @@ impl Uploads for Table {
         owner: &UserId,
         now: i64,
     ) -> Result<Option<UploadItem>, StoreError> {
-        owned_upload(self, id, owner, now).await
+        Ok(self
+            .upload(id)
+            .await?
+            .filter(|upload| upload.owner_id == *owner)
+            .filter(|upload| upload.ttl.is_none_or(|ttl| ttl > now)))
     }
 
     async fn mark_upload_ready(
@@ -207,7 +217,32 @@ impl Uploads for Table {
         upload: &UploadItem,
         now: i64,
     ) -> Result<UploadItem, StoreError> {
-        mark_ready(self, upload, now).await
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(upload_key(&upload.id)))
+            .update_expression("SET #status = :ready REMOVE #ttl")
+            .condition_expression(
+                "#ownerId = :owner AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_names("#ownerId", "ownerId")
+            .expression_attribute_values(":ready", AttributeValue::S(READY.into()))
+            .expression_attribute_values(":owner", AttributeValue::S(upload.owner_id.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|err| dynamo(err).on_condition(Condition::UploadGone))?;
+        let item = output.attributes.ok_or_else(|| {
+            StoreError::internal(
+                "marking an upload ready",
+                "UpdateItem with ALL_NEW returned no attributes",
+            )
+        })?;
+        from_item(item)
     }
 }
 
@@ -217,69 +252,6 @@ pub const PENDING_TTL_SECS: i64 = 24 * 3600;
 
 /// `UploadStatus::Ready` as stored: serde's spelling, which a test pins.
 const READY: &str = "ready";
-
-/// Stores a new pending upload; its id is fresh, and the condition only
-/// guards against overwriting one should that ever not hold.
-async fn put_pending(table: &Table, upload: &UploadItem) -> Result<(), StoreError> {
-    table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .set_item(Some(to_item(upload)?))
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await
-        .map_err(dynamo)?;
-    Ok(())
-}
-
-/// `owner_id`'s upload `id`. Another user's upload, and an expired pending
-/// one, read exactly like a missing one: the caller may not know it exists.
-async fn owned_upload(
-    table: &Table,
-    id: &UploadId,
-    owner_id: &UserId,
-    now: i64,
-) -> Result<Option<UploadItem>, StoreError> {
-    Ok(get_upload(table, id)
-        .await?
-        .filter(|upload| upload.owner_id == *owner_id)
-        .filter(|upload| upload.ttl.is_none_or(|ttl| ttl > now)))
-}
-
-/// Marks `upload` ready and drops its `ttl`, returning the stored item. The
-/// condition repeats the checks of `owned_upload`, so an item that expired
-/// or vanished in between is `UploadGone` rather than being brought back.
-async fn mark_ready(
-    table: &Table,
-    upload: &UploadItem,
-    now: i64,
-) -> Result<UploadItem, StoreError> {
-    let output = table
-        .client
-        .update_item()
-        .table_name(&table.name)
-        .set_key(Some(upload_key(&upload.id)))
-        .update_expression("SET #status = :ready REMOVE #ttl")
-        .condition_expression("#ownerId = :owner AND (attribute_not_exists(#ttl) OR #ttl > :now)")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_names("#ttl", TTL)
-        .expression_attribute_names("#ownerId", "ownerId")
-        .expression_attribute_values(":ready", AttributeValue::S(READY.into()))
-        .expression_attribute_values(":owner", AttributeValue::S(upload.owner_id.to_string()))
-        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-        .return_values(ReturnValue::AllNew)
-        .send()
-        .await
-        .map_err(|err| dynamo(err).on_condition(Condition::UploadGone))?;
-    let item = output.attributes.ok_or_else(|| {
-        StoreError::internal(
-            "marking an upload ready",
-            "UpdateItem with ALL_NEW returned no attributes",
-        )
-    })?;
-    from_item(item)
-}
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use crate::{
     error::{Condition, StoreError, dynamo},
     keys::{self, EMAIL_SK, Entity, GSI1PK, Index, PROFILE_SK, SK, USERS_INDEX_PK},
     sessions::SessionItem,
-    table::{self, Item, Page, Table, from_item, key},
+    table::{self, Item, Page, Partition, Table, from_item, key},
 };
 
 /// The stored user.
@@ -402,26 +402,13 @@ impl Users for Table {
     }
 
     async fn list_users(&self, page: Page) -> Result<(Vec<UserItem>, Option<Item>), StoreError> {
-        let (items, next) = table::query_page(
-            page.limit,
-            page.start,
-            Index::Gsi1.page_key(),
-            |start, limit| async move {
-                self.client
-                    .query()
-                    .table_name(&self.name)
-                    .index_name(Index::Gsi1.name())
-                    .key_condition_expression(format!("{GSI1PK} = :users"))
-                    .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
-                    .scan_index_forward(false)
-                    .limit(limit)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(dynamo)
-            },
-        )
-        .await?;
+        let partition = Partition {
+            index: Some(Index::Gsi1),
+            key: USERS_INDEX_PK.to_owned(),
+            sort_prefix: None,
+            newest_first: true,
+        };
+        let (items, next) = self.page_of(&partition, page).await?;
         let users = items
             .into_iter()
             .map(from_item)
