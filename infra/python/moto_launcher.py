@@ -10,12 +10,21 @@ same `attribute_not_exists` condition can both succeed, which DynamoDB
 never allows. DynamoDB requests are therefore serialised here, a stricter
 but faithful model of DynamoDB's per-item linearisability; other services
 stay concurrent.
+
+moto rolls a cancelled transaction back by putting a deep copy of each
+table in place of the live one, stream shard included, while every shard
+iterator handed out still points at the live shard: from then on the
+stream poller (`make dev`, the tests) would read nothing more from that
+table, although DynamoDB's stream goes on. The live shard is therefore
+carried over to the restored table, less the records the cancelled
+transaction's partial writes appended (DynamoDB streams none of them).
 """
 
 import socket
 import sys
 import threading
 
+from moto.dynamodb.models import DynamoDBBackend
 from werkzeug.serving import make_server
 
 from moto.moto_server.werkzeug_app import (
@@ -23,6 +32,31 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+
+
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def transact_write_items_keeping_streams(self, transact_items):
+    shards = {}
+    for item in transact_items:
+        _, op = next(iter(item.items()))
+        table = self.tables.get(op.get("TableName"))
+        if table is not None and table.stream_shard is not None:
+            shards[table.name] = (table.stream_shard, len(table.stream_shard.items))
+    try:
+        return _transact_write_items(self, transact_items)
+    except Exception:
+        for name, (shard, length) in shards.items():
+            restored = self.tables.get(name)
+            if restored is not None and restored.stream_shard is not shard:
+                del shard.items[length:]
+                shard.table = restored
+                restored.stream_shard = shard
+        raise
+
+
+DynamoDBBackend.transact_write_items = transact_write_items_keeping_streams
 
 
 def free_port() -> int:

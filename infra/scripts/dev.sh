@@ -25,7 +25,9 @@ if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
   # The launcher exits when its stdin closes; keep a pipe open for its life.
   exec 3> >(exec .venv/bin/python infra/python/moto_launcher.py "$MOTO_PORT" > .dev/moto.out 2> .dev/moto.log)
   pids+=($!)
-  for _ in $(seq 1 100); do
+  # Up to 30 s: it imports moto's DynamoDB backend before it answers, which
+  # takes seconds when the machine is busy (a test run building beside it).
+  for _ in $(seq 1 300); do
     grep -q READY .dev/moto.out 2>/dev/null && break
     sleep 0.1
   done

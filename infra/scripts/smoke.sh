@@ -12,7 +12,7 @@ export API_PORT="$(free_port)" MOTO_PORT="$(free_port)" WS_PORT="$(free_port)"
 unset AWS_ENDPOINT_URL
 # The fuzzer sends thousands of requests from one IP and one user; the
 # limits themselves are tested in tests/api/edge.rs.
-export RATE_LIMIT_DEFAULT=1000000/60 RATE_LIMIT_LOGIN=1000000/60 RATE_LIMIT_FORGOT_PASSWORD=1000000/60 RATE_LIMIT_LOGIN_FAILURES=1000000/60
+export RATE_LIMIT_DEFAULT=1000000/60 RATE_LIMIT_LOGIN=1000000/60 RATE_LIMIT_FORGOT_PASSWORD=1000000/60 RATE_LIMIT_LOGIN_FAILURES=1000000/60 RATE_LIMIT_FORGOT_PASSWORD_EMAIL=1000000/60
 FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-25}"
 log="$(mktemp)"
 setsid bash infra/scripts/dev.sh > "$log" 2>&1 &

@@ -32,6 +32,9 @@ fn store_error(err: StoreError) -> AdminError {
 }
 
 /// Gives the user registered with `email` the admin role; returns their id.
+/// The store counts them among the active admins once, however often this
+/// runs (an admin already is one changes nothing), and on a table whose
+/// admins predate the count it counts those first.
 pub async fn promote(table: &Table, email: &str) -> Result<UserId, AdminError> {
     let email = Email::parse("email", email.to_owned())
         .map_err(|_| AdminError::InvalidEmail(email.to_owned()))?;

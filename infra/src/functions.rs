@@ -4,7 +4,7 @@
 //! generator all build from this list; nothing else repeats the wiring. A
 //! new route group adds its line here and its resource in the template.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::{
@@ -17,6 +17,8 @@ use platform::{
     http::HttpService,
     lambda::EventService,
 };
+
+use crate::template::Template;
 
 /// The websocket function as its Lambda runs it.
 pub type WebSocketService = EventService<ApiGatewayWebsocketProxyRequest, ApiGatewayProxyResponse>;
@@ -100,9 +102,47 @@ pub enum BuildError {
     Missing(&'static str),
 }
 
+/// `source` as the Lambda of one function sees it: the variables the
+/// template gives that function (`Globals` and its own), and those it gives
+/// no function at all, which are local settings (`S3_FORCE_PATH_STYLE`, the
+/// tests' limit and TTL overrides). A variable the template gives only to
+/// other functions (`JWT_SECRET` to those that handle tokens) is absent,
+/// as on AWS, so a function that reads what it is not given fails here too.
+pub struct FunctionEnvironment<'a> {
+    source: &'a dyn Source,
+    withheld: BTreeSet<&'a str>,
+}
+
+impl<'a> FunctionEnvironment<'a> {
+    pub fn new(template: &'a Template, function: &str, source: &'a dyn Source) -> Self {
+        let given = template.environment_of(function);
+        let withheld = template
+            .declared_variables()
+            .into_iter()
+            .filter(|name| !given.contains(name))
+            .collect();
+        Self { source, withheld }
+    }
+}
+
+impl Source for FunctionEnvironment<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        if self.withheld.contains(name) {
+            None
+        } else {
+            self.source.get(name)
+        }
+    }
+}
+
 /// Builds every function of the registry, as each Lambda would at cold
-/// start with `source` as its environment.
-pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<Functions, BuildError> {
+/// start, with `source` as its environment as far as `template` gives it
+/// to that function (`FunctionEnvironment`).
+pub fn build(
+    template: &Template,
+    source: &dyn Source,
+    sdk: &SdkConfig,
+) -> Result<Functions, BuildError> {
     let mut rest = HashMap::new();
     let mut websocket = None;
     let mut stream = None;
@@ -111,6 +151,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<Functions, BuildErr
             function: function.logical_id,
             source,
         };
+        let source = &FunctionEnvironment::new(template, function.logical_id, source);
         match function.kind {
             Kind::Rest { build, .. } => {
                 rest.insert(
@@ -145,4 +186,29 @@ pub fn openapi_json() -> String {
         .expect("an OpenAPI document always serialises");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_sees_its_own_variables_and_the_undeclared_ones_only() {
+        let template = Template::parse(
+            "Globals: {Function: {Environment: {Variables: {SHARED: x}}}}\n\
+             Resources:\n\
+             \x20 Signer: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {SECRET: x}}}}\n\
+             \x20 Worker: {Type: AWS::Serverless::Function, Properties: {}}\n",
+        )
+        .unwrap();
+        let everything = |name: &str| Some(format!("value of {name}"));
+        let signer = FunctionEnvironment::new(&template, "Signer", &everything);
+        let worker = FunctionEnvironment::new(&template, "Worker", &everything);
+        for name in ["SHARED", "SECRET", "LOCAL_ONLY"] {
+            assert_eq!(signer.get(name), everything(name), "{name}");
+        }
+        assert_eq!(worker.get("SECRET"), None);
+        assert_eq!(worker.get("SHARED"), everything("SHARED"));
+        assert_eq!(worker.get("LOCAL_ONLY"), everything("LOCAL_ONLY"));
+    }
 }

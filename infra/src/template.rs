@@ -1,11 +1,12 @@
-//! Reading `template.yaml`: the routes, the table and the bucket, so that the
-//! local stack is defined by the same file that deploys to AWS.
+//! Reading `template.yaml`: the routes, the table, the bucket and which
+//! environment variables each function is given, so that the local stack is
+//! defined by the same file that deploys to AWS.
 //!
 //! CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`, …) arrive as
 //! tagged YAML values; we only read literal properties and treat anything
 //! computed as "decided at deploy time".
 
-use std::path::Path;
+use std::{collections::BTreeSet, path::Path};
 
 use serde_norway::{Mapping, Value};
 
@@ -89,6 +90,9 @@ pub struct Template {
     pub function_timeout_secs: u64,
     /// Default function memory (`Globals.Function.MemorySize`), MB.
     pub function_memory_mb: u64,
+    /// The names of `Globals.Function.Environment.Variables`: every
+    /// function is given these.
+    pub global_environment: BTreeSet<String>,
     /// Every `AWS::Serverless::Function`, with what it overrides.
     pub functions: Vec<FunctionSpec>,
     /// Route keys of the WebSocket API (`$connect`, `chat.send`, …).
@@ -104,6 +108,8 @@ pub struct FunctionSpec {
     pub memory_mb: Option<u64>,
     /// `target/lambda/<crate>/`.
     pub code_uri: Option<String>,
+    /// The names of its own `Environment.Variables`, beside the global ones.
+    pub environment: BTreeSet<String>,
 }
 
 fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
@@ -131,6 +137,22 @@ fn strings(values: &[Value]) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(str::to_owned)
         .collect()
+}
+
+/// The variable names of an `Environment: {Variables: …}` property; the
+/// values may be computed (`!Ref`, `!Sub`), the names never are.
+fn variable_names(holder: Option<&Mapping>) -> BTreeSet<String> {
+    holder
+        .and_then(|h| map_of(h, "Environment"))
+        .and_then(|e| map_of(e, "Variables"))
+        .map(|variables| {
+            variables
+                .keys()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn key_schema(values: &[Value]) -> Vec<KeyElement> {
@@ -180,6 +202,7 @@ impl Template {
             buckets: Vec::new(),
             function_timeout_secs,
             function_memory_mb,
+            global_environment: variable_names(globals),
             functions: Vec::new(),
             ws_routes: Vec::new(),
         };
@@ -221,6 +244,7 @@ impl Template {
             timeout_secs: get(properties, "Timeout").and_then(Value::as_u64),
             memory_mb: get(properties, "MemorySize").and_then(Value::as_u64),
             code_uri: str_of(properties, "CodeUri").map(str::to_owned),
+            environment: variable_names(Some(properties)),
         });
         let Some(events) = map_of(properties, "Events") else {
             return;
@@ -258,6 +282,26 @@ impl Template {
         self.function(function)
             .and_then(|f| f.memory_mb)
             .unwrap_or(self.function_memory_mb)
+    }
+
+    /// The variables `function` is given on AWS: the global ones and its
+    /// own.
+    pub fn environment_of(&self, function: &str) -> BTreeSet<&str> {
+        let own = self.function(function).map(|f| &f.environment);
+        self.global_environment
+            .iter()
+            .chain(own.into_iter().flatten())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Every variable the template gives to at least one function.
+    pub fn declared_variables(&self) -> BTreeSet<&str> {
+        self.global_environment
+            .iter()
+            .chain(self.functions.iter().flat_map(|f| &f.environment))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The function whose `CodeUri` is the cargo-lambda output of `krate`.
@@ -500,6 +544,31 @@ mod tests {
         assert!(
             stale.is_empty(),
             "gateway responses with a stale version: {stale:?}"
+        );
+    }
+
+    #[test]
+    fn a_function_is_given_the_global_variables_and_its_own() {
+        let template = Template::parse(
+            "Globals: {Function: {Environment: {Variables: {A: !Ref X, B: b}}}}\n\
+             Resources:\n\
+             \x20 One: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {C: !Sub '${X}'}}}}\n\
+             \x20 Two: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {D: d}}}}\n\
+             \x20 Three: {Type: AWS::Serverless::Function, Properties: {}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            template.environment_of("One"),
+            BTreeSet::from(["A", "B", "C"])
+        );
+        assert_eq!(template.environment_of("Three"), BTreeSet::from(["A", "B"]));
+        assert_eq!(
+            template.environment_of("Unknown"),
+            BTreeSet::from(["A", "B"])
+        );
+        assert_eq!(
+            template.declared_variables(),
+            BTreeSet::from(["A", "B", "C", "D"])
         );
     }
 

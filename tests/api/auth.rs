@@ -654,3 +654,232 @@ async fn make_admin_promotes_a_registered_user() {
         .unwrap_err();
     assert!(missing.to_string().contains("no user"), "{missing}");
 }
+
+/// The statuses of `n` concurrent logins of `email` with `password`.
+async fn concurrent_logins(app: &TestApp, email: &str, password: &str, n: usize) -> Vec<u16> {
+    let attempts = (0..n).map(|_| app.post_login(email, password));
+    futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|response| {
+            if response.status == 429 {
+                assert!(
+                    response.header("retry-after").is_some(),
+                    "429 without Retry-After"
+                );
+            }
+            response.status
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_are_checked_at_most_the_limit() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "5/900")]).await;
+    let session = app.signed_up_user().await;
+    let mut statuses = concurrent_logins(&app, &session.email, "wrong-password-1", 10).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429, 429, 429]);
+    // No slot is left, so not even the right password is tried.
+    let response = app.post_login(&session.email, PASSWORD).await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+}
+
+#[tokio::test]
+async fn a_successful_login_gives_its_slot_back() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "3/900")]).await;
+    let session = app.signed_up_user().await;
+    for _ in 0..2 {
+        let response = app.post_login(&session.email, "wrong-password-1").await;
+        assert_eq!(response.status, 401);
+    }
+    // Right passwords take the last slot and give it back, every time.
+    for _ in 0..3 {
+        assert_eq!(app.post_login(&session.email, PASSWORD).await.status, 200);
+    }
+    let third = app.post_login(&session.email, "wrong-password-1").await;
+    assert_eq!(third.status, 401, "the third failure still had a slot");
+    let response = app.post_login(&session.email, PASSWORD).await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+}
+
+#[tokio::test]
+async fn a_suspended_account_with_the_right_password_uses_no_failure_slot() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "1/900")]).await;
+    let session = app.signed_up_user().await;
+    set_status(&app, &session.id, "suspended").await;
+    for _ in 0..3 {
+        let response = app.post_login(&session.email, PASSWORD).await;
+        assert_envelope(&response, 403, Some("FORBIDDEN"));
+    }
+    set_status(&app, &session.id, "active").await;
+    assert_eq!(app.post_login(&session.email, PASSWORD).await.status, 200);
+}
+
+async fn forgot(app: &TestApp, email: &str) -> tests::TestResponse {
+    app.post_json("/api/v1/auth/forgot-password", json!({"email": email}))
+        .await
+}
+
+async fn reset_tokens(app: &TestApp, email: &str) -> Vec<String> {
+    app.emails_to(email)
+        .await
+        .into_iter()
+        .filter(|e| e.subject.contains("Reset"))
+        .map(|e| e.token())
+        .collect()
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> tests::TestResponse {
+    app.post_json(
+        "/api/v1/auth/reset-password",
+        json!({"token": token, "password": password}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn forgot_password_is_limited_per_email() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    for _ in 0..3 {
+        assert_eq!(forgot(&app, &session.email).await.status, 200);
+    }
+    let response = forgot(&app, &session.email.to_uppercase()).await;
+    assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+    let retry: u64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(reset_tokens(&app, &session.email).await.len(), 3);
+    // An unregistered address is limited the same way: no hint either way.
+    let unknown = unique_email();
+    for _ in 0..3 {
+        assert_eq!(forgot(&app, &unknown).await.status, 200);
+    }
+    assert_eq!(forgot(&app, &unknown).await.status, 429);
+    let other = app.signed_up_user().await;
+    assert_eq!(forgot(&app, &other.email).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_reset_kills_every_outstanding_reset_token() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    forgot(&app, &session.email).await;
+    forgot(&app, &session.email).await;
+    let tokens = reset_tokens(&app, &session.email).await;
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1]);
+
+    assert_eq!(
+        reset(&app, &tokens[0], "first-new-secret-1").await.status,
+        200
+    );
+    let second = reset(&app, &tokens[1], "second-new-secret-2").await;
+    assert_envelope(&second, 400, Some("BAD_REQUEST"));
+    app.logged_in(&session.email, "first-new-secret-1").await;
+    assert_eq!(
+        app.post_login(&session.email, "second-new-secret-2")
+            .await
+            .status,
+        401
+    );
+
+    // A token asked for after the reset works.
+    forgot(&app, &session.email).await;
+    let tokens = reset_tokens(&app, &session.email).await;
+    let third = reset(&app, &tokens[2], "third-new-secret-3").await;
+    assert_eq!(third.status, 200, "{:#}", third.body);
+    app.logged_in(&session.email, "third-new-secret-3").await;
+}
+
+#[tokio::test]
+async fn two_concurrent_resets_with_two_tokens_change_the_password_once() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    forgot(&app, &session.email).await;
+    forgot(&app, &session.email).await;
+    let tokens = reset_tokens(&app, &session.email).await;
+    let (a, b) = tokio::join!(
+        reset(&app, &tokens[0], "first-new-secret-1"),
+        reset(&app, &tokens[1], "second-new-secret-2"),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400]);
+    let winner = if a.status == 200 {
+        "first-new-secret-1"
+    } else {
+        "second-new-secret-2"
+    };
+    app.logged_in(&session.email, winner).await;
+}
+
+#[tokio::test]
+async fn a_session_cannot_be_refreshed_past_its_max_age() {
+    let app = TestApp::spawn_with(&[("SESSION_MAX_AGE_SECS", "3")]).await;
+    let session = app.signed_up_user().await;
+    let started = std::time::Instant::now();
+    let mut refresh_token = session.refresh_token.clone();
+    // Rotating keeps working inside the lifetime…
+    while started.elapsed() < Duration::from_millis(2000) {
+        let response = app.post_refresh(&refresh_token).await;
+        let body = assert_envelope(&response, 200, None);
+        refresh_token = body["data"]["refreshToken"].as_str().unwrap().to_owned();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(3100).saturating_sub(started.elapsed())).await;
+    // …and stops at its end, however fresh the token.
+    let response = app.post_refresh(&refresh_token).await;
+    let body = assert_envelope(&response, 401, Some("UNAUTHORIZED"));
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body:?}"
+    );
+    // A new login starts a new lifetime.
+    let fresh = app.logged_in(&session.email, PASSWORD).await;
+    assert_eq!(app.post_refresh(&fresh.refresh_token).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_login_refused_per_ip_uses_no_failure_slot() {
+    let app = TestApp::spawn_with(&[
+        ("RATE_LIMIT_LOGIN", "1/60"),
+        ("RATE_LIMIT_LOGIN_FAILURES", "5/900"),
+    ])
+    .await;
+    let session = app.signed_up_user().await;
+    assert_eq!(
+        app.post_login(&session.email, "wrong-password-1")
+            .await
+            .status,
+        401
+    );
+    for _ in 0..3 {
+        let response = app.post_login(&session.email, "wrong-password-1").await;
+        assert_envelope(&response, 429, Some("RATE_LIMIT_EXCEEDED"));
+    }
+    // Only the one password that was checked holds a slot (summed over
+    // windows, should one have ended meanwhile).
+    let output = app
+        .dynamodb
+        .query()
+        .table_name(&app.storage.table_name)
+        .key_condition_expression(format!("{} = :pk", model::keys::PK))
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(model::keys::rate_pk(&format!(
+                "login:failed:{}",
+                session.email
+            ))),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let slots: u64 = output
+        .items()
+        .iter()
+        .map(|item| item["count"].as_n().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(slots, 1);
+}

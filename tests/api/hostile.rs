@@ -1060,3 +1060,183 @@ async fn json_routes_refuse_other_content_types_with_a_415() {
     }
     assert_unchanged(&f.app, &f.before, "wrong content types").await;
 }
+
+#[tokio::test]
+async fn hidden_characters_in_text_fields_are_a_422_on_the_field() {
+    let f = fixture().await;
+    let comments = format!("{}/comments", f.post_path);
+    let register =
+        |name: &str| json!({"name": name, "email": unique_email(), "password": PASSWORD});
+    // Names, titles and tags are one line of visible text; bodies may
+    // break lines but hold no other control character nor bidi override.
+    let cases: Vec<(&str, &str, bool, Value, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/auth/register",
+            false,
+            register("Ada\u{202E}evil"),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            false,
+            register("Ada\nLovelace"),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            false,
+            register("Ada\u{200B}L"),
+            "name",
+        ),
+        (
+            "PATCH",
+            "/api/v1/users/me",
+            true,
+            json!({"name": "Bob\u{202E}"}),
+            "name",
+        ),
+        (
+            "PATCH",
+            "/api/v1/users/me",
+            true,
+            json!({"name": "Bob\nBob"}),
+            "name",
+        ),
+        (
+            "PATCH",
+            "/api/v1/users/me",
+            true,
+            json!({"name": "Bob\u{2066}x"}),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/posts",
+            true,
+            json!({"title": "a\tb", "body": "b"}),
+            "title",
+        ),
+        (
+            "POST",
+            "/api/v1/posts",
+            true,
+            json!({"title": "a\u{FEFF}b", "body": "b"}),
+            "title",
+        ),
+        (
+            "POST",
+            "/api/v1/posts",
+            true,
+            json!({"title": "t", "body": "b", "tags": ["rust\u{200B}"]}),
+            "tags[0]",
+        ),
+        (
+            "POST",
+            "/api/v1/posts",
+            true,
+            json!({"title": "t", "body": "ring\u{7}"}),
+            "body",
+        ),
+        (
+            "POST",
+            "/api/v1/posts",
+            true,
+            json!({"title": "t", "body": "a\u{85}b"}),
+            "body",
+        ),
+        (
+            "POST",
+            "/api/v1/posts",
+            true,
+            json!({"title": "t", "body": "a\u{202E}b"}),
+            "body",
+        ),
+        (
+            "PATCH",
+            &f.post_path,
+            true,
+            json!({"title": "a\nb", "version": 1}),
+            "title",
+        ),
+        (
+            "PATCH",
+            &f.post_path,
+            true,
+            json!({"body": "a\u{7F}b", "version": 1}),
+            "body",
+        ),
+        (
+            "POST",
+            &comments,
+            true,
+            json!({"body": "ring\u{7}"}),
+            "body",
+        ),
+        (
+            "POST",
+            &comments,
+            true,
+            json!({"body": "a\u{2067}b"}),
+            "body",
+        ),
+    ];
+    for (method, path, authenticated, body, field) in cases {
+        let user = authenticated.then_some(&f.user);
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let response = send_bytes(&f.app, method, path, user, bytes).await;
+        let what = format!("{method} {path} {body}");
+        expect(&what, &response, 422, "VALIDATION_ERROR");
+        assert_eq!(
+            field_errors(&response),
+            vec![(field.to_owned(), "INVALID_FORMAT".to_owned())],
+            "{what}"
+        );
+    }
+    assert_unchanged(&f.app, &f.before, "hidden characters").await;
+}
+
+#[tokio::test]
+async fn bodies_keep_their_line_breaks_and_tabs_and_any_script() {
+    let f = fixture().await;
+    let body = "First line\nsecond line\r\n\tindented, 👩\u{200D}💻 and José's 李";
+    let response = f
+        .app
+        .send_as(
+            "POST",
+            "/api/v1/posts",
+            &f.user.access_token,
+            Some(json!({"title": "  José 🎉 李  ", "body": body})),
+        )
+        .await;
+    assert_eq!(response.status, 201, "{:#}", response.body);
+    assert_eq!(response.body["data"]["body"], body, "stored as sent");
+    assert_eq!(response.body["data"]["title"], "José 🎉 李");
+    let comments = format!("{}/comments", f.post_path);
+    let response = f
+        .app
+        .send_as(
+            "POST",
+            &comments,
+            &f.user.access_token,
+            Some(json!({"body": body})),
+        )
+        .await;
+    assert_eq!(response.status, 201, "{:#}", response.body);
+    assert_eq!(response.body["data"]["body"], body);
+    let listed = f.app.get_as(&comments, &f.user.access_token).await;
+    assert_eq!(listed.body["data"][0]["body"], body, "read back as sent");
+    let response = f
+        .app
+        .send_as(
+            "PATCH",
+            "/api/v1/users/me",
+            &f.user.access_token,
+            Some(json!({"name": "Zoë Ñandú"})),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{:#}", response.body);
+    assert_eq!(response.body["data"]["name"], "Zoë Ñandú");
+}

@@ -11,6 +11,7 @@ mod notifications;
 mod openapi;
 mod posts;
 mod realtime;
+mod revocation;
 mod store;
 mod uploads;
 mod users;

@@ -107,3 +107,49 @@ async fn the_docs_page_renders_the_document() {
     );
     assert!(response.body.as_str().unwrap().contains("openapi.json"));
 }
+
+/// Each text field of a request body (tags included) states its text rule
+/// as a `pattern`: the rule's own constant, checked against the parser in
+/// model::domain, so a fuzzer's valid data is valid here too.
+#[tokio::test]
+async fn text_fields_carry_the_pattern_of_their_text_rule() {
+    use model::domain::Charset::{MultiLine, SingleLine};
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field, charset) in [
+        ("RegisterRequest", "name", SingleLine),
+        ("PatchMeRequest", "name", SingleLine),
+        ("CreatePostRequest", "title", SingleLine),
+        ("PatchPostRequest", "title", SingleLine),
+        ("CreatePostRequest", "body", MultiLine),
+        ("PatchPostRequest", "body", MultiLine),
+        ("CreateCommentRequest", "body", MultiLine),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert_eq!(
+            property["pattern"].as_str(),
+            Some(charset.pattern()),
+            "{schema}.{field}: {property}"
+        );
+        assert!(property["maxLength"].is_u64(), "{schema}.{field}");
+    }
+    for schema in ["CreatePostRequest", "PatchPostRequest"] {
+        let tags = &schemas[schema]["properties"]["tags"];
+        assert_eq!(tags["items"]["pattern"], model::domain::Tag::PATTERN);
+        assert_eq!(tags["items"]["maxLength"], model::domain::Tag::MAX_CHARS);
+    }
+    // `schema_with` replaces the generated schema, not the required list.
+    assert_eq!(
+        schemas["CreatePostRequest"]["required"],
+        serde_json::json!(["title", "body"])
+    );
+    assert_eq!(
+        schemas["RegisterRequest"]["required"],
+        serde_json::json!(["name", "email", "password"])
+    );
+    assert_eq!(
+        schemas["CreateCommentRequest"]["required"],
+        serde_json::json!(["body"])
+    );
+}

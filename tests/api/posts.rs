@@ -690,3 +690,86 @@ async fn an_idempotency_key_replays_the_first_response() {
         .await;
     assert_envelope(&bad, 400, Some("BAD_REQUEST"));
 }
+
+/// A deleted account keeps its posts and comments, shown under the
+/// placeholder author `{id, name: "Deleted user"}`: no name, no avatar, no
+/// creation time, wherever a post or comment is read.
+#[tokio::test]
+async fn a_deleted_authors_posts_and_comments_show_the_placeholder() {
+    let app = TestApp::spawn().await;
+    let (alice, bob) = (app.signed_up_user().await, app.signed_up_user().await);
+    let avatar = ready_upload(&app, &alice, "avatar").await;
+    let patched = app
+        .send_as(
+            "PATCH",
+            "/api/v1/users/me",
+            &alice.access_token,
+            Some(json!({"avatarUploadId": avatar})),
+        )
+        .await;
+    assert_envelope(&patched, 200, None);
+    let post = new_post(&app, &alice, "Before I go", &[]).await;
+    let post_path = format!("/api/v1/posts/{}", post["id"].as_str().unwrap());
+    let comments_path = format!("{post_path}/comments");
+    let bobs_post = new_post(&app, &bob, "Bob's", &[]).await;
+    let bobs_comments = format!(
+        "/api/v1/posts/{}/comments",
+        bobs_post["id"].as_str().unwrap()
+    );
+    for path in [&comments_path, &bobs_comments] {
+        let comment = app
+            .send_as(
+                "POST",
+                path,
+                &alice.access_token,
+                Some(json!({"body": "Bye"})),
+            )
+            .await;
+        assert_envelope(&comment, 201, None);
+    }
+    let shown = app.get_as(&post_path, &bob.access_token).await;
+    let author = &shown.body["data"]["author"];
+    assert_ne!(author["name"], "Deleted user", "{author}");
+    assert!(author["avatarUrl"].is_string() && author["createdAt"].is_string());
+
+    let deleted = app
+        .send_as("DELETE", "/api/v1/users/me", &alice.access_token, None)
+        .await;
+    assert_envelope(&deleted, 200, None);
+
+    let placeholder = json!({"id": alice.id, "name": "Deleted user"});
+    let read = app.get_as(&post_path, &bob.access_token).await;
+    let read = assert_envelope(&read, 200, None);
+    assert_eq!(read["data"]["author"], placeholder);
+    assert_eq!(read["data"]["authorId"], alice.id);
+    let feed = app.get_as("/api/v1/posts", &bob.access_token).await;
+    let feed = assert_envelope(&feed, 200, None);
+    let authors: Vec<&Value> = feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|post| &post["author"])
+        .collect();
+    assert_eq!(authors.len(), 2, "{feed:?}");
+    for author in authors {
+        if author["id"] == alice.id {
+            assert_eq!(*author, placeholder);
+        } else {
+            assert_eq!(author["id"], bob.id, "the others still show");
+            assert_ne!(author["name"], "Deleted user");
+        }
+    }
+    let by_alice = app
+        .get_as(
+            &format!("/api/v1/posts?authorId={}", alice.id),
+            &bob.access_token,
+        )
+        .await;
+    assert_eq!(by_alice.body["data"][0]["author"], placeholder);
+    for path in [&comments_path, &bobs_comments] {
+        let listed = app.get_as(path, &bob.access_token).await;
+        let listed = assert_envelope(&listed, 200, None);
+        assert_eq!(listed["data"][0]["author"], placeholder, "{path}");
+        assert_eq!(listed["data"][0]["body"], "Bye", "the content stays");
+    }
+}

@@ -430,3 +430,72 @@ async fn deleting_a_post_removes_its_comments_through_the_stream() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn chat_keeps_line_breaks_but_refuses_hidden_characters() {
+    let app = TestApp::spawn().await;
+    let session = app.signed_up_user().await;
+    let mut client = connect(&app, &session).await;
+    // A room name is one line of visible ASCII; a bidi override is neither.
+    for room in ["general\u{202E}", "gen\u{200B}eral", "general\n"] {
+        client
+            .send_json(json!({"action": "chat.join", "room": room}))
+            .await;
+        let error = client.expect("error", WAIT).await;
+        assert_eq!(error["code"], "VALIDATION_ERROR", "{room:?}");
+        assert!(error["message"].as_str().unwrap().starts_with("room "));
+    }
+    join(&mut client, "general").await;
+    for text in ["bell\u{7}", "a\u{202E}b", "nul\u{0}"] {
+        client
+            .send_json(json!({"action": "chat.send", "room": "general", "text": text}))
+            .await;
+        let error = client.expect("error", WAIT).await;
+        assert_eq!(error["code"], "VALIDATION_ERROR", "{text:?}");
+        assert!(error["message"].as_str().unwrap().starts_with("text "));
+    }
+    let text = "two\nlines\r\n\tand a tab, 👩\u{200D}💻";
+    client
+        .send_json(json!({"action": "chat.send", "room": "general", "text": text}))
+        .await;
+    let message = client.expect("chat.message", WAIT).await;
+    assert_eq!(message["text"], text, "delivered as sent");
+}
+
+#[tokio::test]
+async fn the_stream_flows_on_after_a_cancelled_transaction() {
+    let app = TestApp::spawn_live(&[]).await;
+    let alice = app.signed_up_user().await;
+    let bob = app.signed_up_user().await;
+    let mut socket = connect(&app, &alice).await;
+    // A taken email cancels the registration transaction, whose first
+    // writes moto applies and then rolls back.
+    let taken = app
+        .post_register("Mallory", &alice.email, "long-enough-pass-9")
+        .await;
+    assert_envelope(&taken, 409, Some("CONFLICT"));
+
+    let post = app
+        .send_as(
+            "POST",
+            "/api/v1/posts",
+            &alice.access_token,
+            Some(json!({"title": "After", "body": "b"})),
+        )
+        .await;
+    let post_id = post.body["data"]["id"].as_str().unwrap().to_owned();
+    app.send_as(
+        "POST",
+        &format!("/api/v1/posts/{post_id}/comments"),
+        &bob.access_token,
+        Some(json!({"body": "still flowing"})),
+    )
+    .await;
+    let frame = socket.expect("notification", WAIT).await;
+    assert!(
+        frame["notification"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("still flowing")
+    );
+}

@@ -10,9 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tests::{TestApp, assert_envelope, put_presigned, upload_request};
+use tests::{CreatedUpload, TestApp, assert_envelope, put_presigned, upload_request};
 
 const MAX_DEFAULT: u64 = 10 * 1024 * 1024;
+const MAX_PENDING_DEFAULT: usize = 20;
 
 fn field_codes(body: &Value) -> Vec<(String, String)> {
     body["errors"]
@@ -137,6 +138,11 @@ async fn create_returns_a_signed_put_and_a_pending_upload() {
         (in_a_day - 5..=in_a_day + 60).contains(&ttl),
         "ttl {ttl}, expected about {in_a_day}"
     );
+    assert_eq!(
+        app.upload_slots(&user.id).await,
+        [id],
+        "a pending upload holds a slot"
+    );
 }
 
 #[tokio::test]
@@ -185,6 +191,9 @@ async fn every_create_rule_is_a_named_422() {
         ("filename", json!("photos/"), "INVALID_FORMAT"),
         ("filename", json!("cat\u{0}.png"), "INVALID_FORMAT"),
         ("filename", json!("cat\n.png"), "INVALID_FORMAT"),
+        ("filename", json!("cat\t.png"), "INVALID_FORMAT"),
+        ("filename", json!("photo\u{202e}gpj.exe"), "INVALID_FORMAT"),
+        ("filename", json!("zero\u{200b}width.png"), "INVALID_FORMAT"),
         ("contentType", json!("  "), "REQUIRED"),
         ("size", json!(0), "OUT_OF_RANGE"),
         ("size", json!(-1), "OUT_OF_RANGE"),
@@ -685,4 +694,276 @@ async fn unknown_methods_on_upload_routes_are_405() {
         let response = app.send_as(method, &path, &token, None).await;
         assert_envelope(&response, 405, Some("METHOD_NOT_ALLOWED"));
     }
+}
+
+/// The ids of `uploads`, sorted as `upload_slots` returns them.
+fn ids(uploads: &[&CreatedUpload]) -> Vec<String> {
+    let mut ids: Vec<String> = uploads.iter().map(|u| u.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Sets upload `id`'s `ttl` to a second ago: expired, not yet deleted.
+async fn backdate(app: &TestApp, id: &str) {
+    app.dynamodb
+        .update_item()
+        .table_name(&app.storage.table_name)
+        .key(
+            "pk",
+            AttributeValue::S(model::keys::upload_pk(&id.parse().unwrap())),
+        )
+        .key("sk", AttributeValue::S(model::keys::UPLOAD_SK.into()))
+        .update_expression("SET #ttl = :past")
+        .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_values(
+            ":past",
+            AttributeValue::N((Utc::now().timestamp() - 1).to_string()),
+        )
+        .send()
+        .await
+        .expect("backdate ttl");
+}
+
+async fn object_exists(app: &TestApp, user: &str, id: &str) -> bool {
+    let head = app
+        .s3
+        .head_object()
+        .bucket(&app.storage.bucket_name)
+        .key(format!("uploads/{user}/{id}"))
+        .send()
+        .await;
+    match head {
+        Ok(_) => true,
+        Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(404) => false,
+        Err(err) => panic!("HeadObject: {err:?}"),
+    }
+}
+
+fn assert_cap_refused(response: &tests::TestResponse, max: usize) {
+    assert_envelope(response, 409, Some("CONFLICT"));
+    let message = response.body["message"].as_str().unwrap();
+    for says in [
+        format!("{max} pending uploads"),
+        "complete one".into(),
+        "expire".into(),
+    ] {
+        assert!(message.contains(&says), "{says:?} in {message}");
+    }
+}
+
+#[tokio::test]
+async fn twenty_pending_uploads_are_the_most_and_completing_one_frees_a_slot() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_up_user().await;
+    let token = &user.access_token;
+    let mut pending = Vec::new();
+    for _ in 0..MAX_PENDING_DEFAULT {
+        pending.push(app.create_upload(token, upload_request(10)).await);
+    }
+    let refused = app.post_upload(token, upload_request(10)).await;
+    assert_cap_refused(&refused, MAX_PENDING_DEFAULT);
+    assert_eq!(
+        app.upload_slots(&user.id).await,
+        ids(&pending.iter().collect::<Vec<_>>())
+    );
+    // Another user's slots are their own.
+    let other = app.signed_up_user().await;
+    app.create_upload(&other.access_token, upload_request(10))
+        .await;
+
+    let done = &pending[0];
+    let status = put_presigned(&done.upload_url, &done.upload_headers, png_bytes(10)).await;
+    assert_eq!(status, 200);
+    assert_envelope(&app.complete_upload(token, &done.id).await, 200, None);
+    // Completing again frees nothing more.
+    assert_envelope(&app.complete_upload(token, &done.id).await, 200, None);
+    assert_eq!(
+        app.upload_slots(&user.id).await.len(),
+        MAX_PENDING_DEFAULT - 1
+    );
+    let next = app.create_upload(token, upload_request(10)).await;
+    assert_cap_refused(
+        &app.post_upload(token, upload_request(10)).await,
+        MAX_PENDING_DEFAULT,
+    );
+    let holders: Vec<&CreatedUpload> = pending[1..].iter().chain([&next]).collect();
+    assert_eq!(app.upload_slots(&user.id).await, ids(&holders));
+}
+
+#[tokio::test]
+async fn concurrent_requests_past_the_cap_never_exceed_it() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_up_user().await;
+    let requests = (0..MAX_PENDING_DEFAULT + 10)
+        .map(|_| app.post_upload(&user.access_token, upload_request(10)));
+    let responses = futures::future::join_all(requests).await;
+    let mut created = Vec::new();
+    for response in &responses {
+        match response.status {
+            201 => created.push(
+                response.body["data"]["upload"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            _ => assert_cap_refused(response, MAX_PENDING_DEFAULT),
+        }
+    }
+    created.sort();
+    assert_eq!(
+        created.len(),
+        MAX_PENDING_DEFAULT,
+        "every free slot is taken, no more"
+    );
+    assert_eq!(app.upload_slots(&user.id).await, created);
+    // What is stored agrees: exactly the created uploads exist.
+    let stored = app
+        .dynamodb
+        .scan()
+        .table_name(&app.storage.table_name)
+        .filter_expression("entity = :upload AND ownerId = :owner")
+        .expression_attribute_values(":upload", AttributeValue::S("upload".into()))
+        .expression_attribute_values(":owner", AttributeValue::S(user.id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan");
+    let mut stored: Vec<String> = stored
+        .items()
+        .iter()
+        .map(|item| string_attr(item, "id").to_owned())
+        .collect();
+    stored.sort();
+    assert_eq!(stored, created);
+}
+
+#[tokio::test]
+async fn the_cap_follows_upload_max_pending() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MAX_PENDING", "2")]).await;
+    let token = app.signed_up_user().await.access_token;
+    app.create_upload(&token, upload_request(10)).await;
+    app.create_upload(&token, upload_request(10)).await;
+    assert_cap_refused(&app.post_upload(&token, upload_request(10)).await, 2);
+}
+
+#[tokio::test]
+async fn a_ttl_removal_deletes_the_object_and_frees_the_slot() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MAX_PENDING", "2")]).await;
+    let user = app.signed_up_user().await;
+    let token = &user.access_token;
+    let abandoned = app.create_upload(token, upload_request(10)).await;
+    let kept = app.create_upload(token, upload_request(10)).await;
+    for upload in [&abandoned, &kept] {
+        let status = put_presigned(&upload.upload_url, &upload.upload_headers, png_bytes(10)).await;
+        assert_eq!(status, 200);
+    }
+    assert_cap_refused(&app.post_upload(token, upload_request(10)).await, 2);
+
+    let record = app.remove_upload_by_ttl(&abandoned.id).await;
+    let answer = app.deliver_to_stream(&[record]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert!(
+        !object_exists(&app, &user.id, &abandoned.id).await,
+        "the abandoned object is deleted"
+    );
+    assert!(
+        object_exists(&app, &user.id, &kept.id).await,
+        "only that one"
+    );
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&kept]));
+    app.create_upload(token, upload_request(10)).await;
+}
+
+#[tokio::test]
+async fn a_completed_uploads_removal_keeps_its_object() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_up_user().await;
+    let done = app.uploaded(&user.access_token, png_bytes(10)).await;
+    let pending = app
+        .create_upload(&user.access_token, upload_request(10))
+        .await;
+
+    let record = app.remove_upload_by_ttl(&done.id).await;
+    let answer = app.deliver_to_stream(&[record]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert!(
+        object_exists(&app, &user.id, &done.id).await,
+        "a ready upload's object may be an avatar or a post image"
+    );
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&pending]));
+}
+
+#[tokio::test]
+async fn removing_a_pending_upload_never_put_succeeds_and_redelivery_frees_nothing_more() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MAX_PENDING", "2")]).await;
+    let user = app.signed_up_user().await;
+    let token = &user.access_token;
+    let never_put = app.create_upload(token, upload_request(10)).await;
+    let other = app.create_upload(token, upload_request(10)).await;
+
+    let record = app.remove_upload_by_ttl(&never_put.id).await;
+    let answer = app.deliver_to_stream(std::slice::from_ref(&record)).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&other]));
+
+    // Delivery is at least once: the same record again, after the slot was
+    // taken by a new upload, must not free that one.
+    let new = app.create_upload(token, upload_request(10)).await;
+    let answer = app.deliver_to_stream(&[record.clone(), record]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&other, &new]));
+    assert_cap_refused(&app.post_upload(token, upload_request(10)).await, 2);
+}
+
+#[tokio::test]
+async fn an_expired_upload_frees_its_slot_before_ttl_deletes_it() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MAX_PENDING", "2")]).await;
+    let user = app.signed_up_user().await;
+    let token = &user.access_token;
+    let expired = app.create_upload(token, upload_request(10)).await;
+    let live = app.create_upload(token, upload_request(10)).await;
+    backdate(&app, &expired.id).await;
+
+    let new = app.create_upload(token, upload_request(10)).await;
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&live, &new]));
+    assert_cap_refused(&app.post_upload(token, upload_request(10)).await, 2);
+    // When TTL deletion gets to it, its removal frees nothing more.
+    let record = app.remove_upload_by_ttl(&expired.id).await;
+    let answer = app.deliver_to_stream(&[record]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&live, &new]));
+}
+
+#[tokio::test]
+async fn uploads_from_before_the_cap_hold_no_slot() {
+    let app = TestApp::spawn_with(&[("UPLOAD_MAX_PENDING", "2")]).await;
+    let user = app.signed_up_user().await;
+    let token = &user.access_token;
+    let old = app.create_upload(token, upload_request(10)).await;
+    let another_old = app.create_upload(token, upload_request(10)).await;
+    // As stored before slots existed: the uploads, and no slots item.
+    app.dynamodb
+        .delete_item()
+        .table_name(&app.storage.table_name)
+        .key(
+            "pk",
+            AttributeValue::S(model::keys::user_pk(&user.id.parse().unwrap())),
+        )
+        .key("sk", AttributeValue::S(model::keys::UPLOAD_SLOTS_SK.into()))
+        .send()
+        .await
+        .expect("delete the slots item");
+
+    let first = app.create_upload(token, upload_request(10)).await;
+    let second = app.create_upload(token, upload_request(10)).await;
+    assert_cap_refused(&app.post_upload(token, upload_request(10)).await, 2);
+    // Completing or removing an old upload neither fails nor frees a slot
+    // it never held.
+    let status = put_presigned(&old.upload_url, &old.upload_headers, png_bytes(10)).await;
+    assert_eq!(status, 200);
+    assert_envelope(&app.complete_upload(token, &old.id).await, 200, None);
+    let record = app.remove_upload_by_ttl(&another_old.id).await;
+    let answer = app.deliver_to_stream(&[record]).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(app.upload_slots(&user.id).await, ids(&[&first, &second]));
 }

@@ -433,3 +433,240 @@ async fn the_last_admin_cannot_demote_suspend_or_delete_themselves() {
         .await;
     assert_envelope(&response, 409, Some("CONFLICT"));
 }
+
+/// The table of `app`, to read the admin count the way the store keeps it.
+fn table(app: &TestApp) -> model::Table {
+    model::Table::new(app.dynamodb.clone(), app.storage.table_name.clone())
+}
+
+async fn active_admins(app: &TestApp) -> Option<u64> {
+    use model::users::Users;
+    table(app).active_admins().await.expect("the admin count")
+}
+
+/// Whether the user is an active admin, as stored.
+async fn is_active_admin(app: &TestApp, id: &str) -> bool {
+    use model::{
+        domain::{Role, UserStatus},
+        users::Users,
+    };
+    let user = table(app)
+        .user(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the user");
+    user.role == Role::Admin && user.status == UserStatus::Active
+}
+
+/// How two admins try to remove each other at the same moment.
+#[derive(Debug, Clone, Copy)]
+enum Removal {
+    Demote,
+    Suspend,
+    Delete,
+}
+
+impl Removal {
+    async fn of(self, app: &TestApp, by: &Session, target: &Session) -> u16 {
+        let path = format!("/api/v1/users/{}", target.id);
+        let token = &by.access_token;
+        let response = match self {
+            Removal::Demote => {
+                app.send_as("PATCH", &path, token, Some(json!({"role": "user"})))
+                    .await
+            }
+            Removal::Suspend => {
+                app.send_as("PATCH", &path, token, Some(json!({"status": "suspended"})))
+                    .await
+            }
+            Removal::Delete => app.send_as("DELETE", &path, token, None).await,
+        };
+        response.status
+    }
+}
+
+/// Races pairs of the only two active admins removing each other, several
+/// times over: each round the survivor meets a newly promoted admin.
+async fn admins_removing_each_other_leave_exactly_one(removal: Removal) {
+    let app = TestApp::spawn().await;
+    let mut survivor = admin(&app).await;
+    for round in 0..5 {
+        let rival = admin(&app).await;
+        assert_eq!(active_admins(&app).await, Some(2), "round {round}");
+        let (by_survivor, by_rival) = tokio::join!(
+            removal.of(&app, &survivor, &rival),
+            removal.of(&app, &rival, &survivor),
+        );
+        let statuses = [by_survivor, by_rival];
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{removal:?} round {round}: exactly one wins: {statuses:?}"
+        );
+        // The loser found the count at one (409), or had already lost
+        // their role or session when their request was checked (403, 401).
+        let lost = if by_survivor == 200 {
+            by_rival
+        } else {
+            by_survivor
+        };
+        assert!([409, 403, 401].contains(&lost), "{removal:?}: {statuses:?}");
+        assert_eq!(active_admins(&app).await, Some(1), "round {round}");
+        let (survivor_left, rival_left) = tokio::join!(
+            is_active_admin(&app, &survivor.id),
+            is_active_admin(&app, &rival.id)
+        );
+        assert!(
+            survivor_left != rival_left,
+            "{removal:?} round {round}: one admin remains"
+        );
+        if rival_left {
+            survivor = rival;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    admins_removing_each_other_leave_exactly_one(Removal::Demote).await;
+}
+
+#[tokio::test]
+async fn two_admins_suspending_each_other_at_once_leave_one_admin() {
+    admins_removing_each_other_leave_exactly_one(Removal::Suspend).await;
+}
+
+#[tokio::test]
+async fn two_admins_deleting_each_other_at_once_leave_one_admin() {
+    admins_removing_each_other_leave_exactly_one(Removal::Delete).await;
+}
+
+#[tokio::test]
+async fn the_admin_count_follows_promotion_suspension_and_reactivation() {
+    let app = TestApp::spawn().await;
+    let boss = admin(&app).await;
+    assert_eq!(active_admins(&app).await, Some(1));
+    let user = app.signed_up_user().await;
+    let path = format!("/api/v1/users/{}", user.id);
+    let own = format!("/api/v1/users/{}", boss.id);
+    let patch = |path: String, body: Value| {
+        let token = boss.access_token.clone();
+        let app = &app;
+        async move { app.send_as("PATCH", &path, &token, Some(body)).await.status }
+    };
+    let steps = [
+        (path.clone(), json!({"role": "admin"}), 200, 2),
+        // Promoting an admin again counts nothing.
+        (path.clone(), json!({"role": "admin"}), 200, 2),
+        (path.clone(), json!({"status": "suspended"}), 200, 1),
+        // A suspended admin is not counted, so the boss is the last one.
+        (own.clone(), json!({"role": "user"}), 409, 1),
+        (path.clone(), json!({"status": "active"}), 200, 2),
+        (
+            path.clone(),
+            json!({"role": "user", "status": "suspended"}),
+            200,
+            1,
+        ),
+        // Promoting a suspended user makes no active admin...
+        (path.clone(), json!({"role": "admin"}), 200, 1),
+        // ...until they are active again.
+        (path.clone(), json!({"status": "active"}), 200, 2),
+        (path.clone(), json!({"status": "deleted"}), 200, 1),
+        (own.clone(), json!({"status": "suspended"}), 409, 1),
+        (
+            path.clone(),
+            json!({"status": "active", "role": "admin"}),
+            200,
+            2,
+        ),
+        (own.clone(), json!({"role": "user"}), 200, 1),
+    ];
+    for (index, (path, body, status, count)) in steps.into_iter().enumerate() {
+        let step = format!("step {index}: {body} on {path}");
+        assert_eq!(patch(path, body).await, status, "{step}");
+        assert_eq!(active_admins(&app).await, Some(count), "{step}");
+    }
+    assert!(is_active_admin(&app, &user.id).await);
+    assert!(!is_active_admin(&app, &boss.id).await);
+    let last = app.logged_in(&user.email, PASSWORD).await;
+    assert_envelope(
+        &app.send_as("DELETE", "/api/v1/users/me", &last.access_token, None)
+            .await,
+        409,
+        Some("CONFLICT"),
+    );
+    assert_eq!(active_admins(&app).await, Some(1));
+}
+
+#[tokio::test]
+async fn make_admin_twice_counts_the_admin_once() {
+    let app = TestApp::spawn().await;
+    let boss = app.signed_up_user().await;
+    for _ in 0..2 {
+        infra::admin::promote(&table(&app), &boss.email)
+            .await
+            .unwrap();
+    }
+    assert_eq!(active_admins(&app).await, Some(1));
+    let response = app
+        .send_as(
+            "PATCH",
+            &format!("/api/v1/users/{}", boss.id),
+            &boss.access_token,
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_envelope(&response, 409, Some("CONFLICT"));
+}
+
+#[tokio::test]
+async fn admins_from_before_the_counter_are_counted_once() {
+    let app = TestApp::spawn().await;
+    // An admin made as the code did before the count existed: the role
+    // written on the user item alone.
+    let old = app.signed_up_user().await;
+    let old_id: model::domain::UserId = old.id.parse().unwrap();
+    app.dynamodb
+        .update_item()
+        .table_name(&app.storage.table_name)
+        .set_key(Some(model::users::UserItem::key(&old_id)))
+        .update_expression("SET #role = :admin")
+        .expression_attribute_names("#role", "role")
+        .expression_attribute_values(
+            ":admin",
+            aws_sdk_dynamodb::types::AttributeValue::S("admin".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(active_admins(&app).await, None);
+
+    // Re-running `make admin` on them changes nothing and counts nobody.
+    infra::admin::promote(&table(&app), &old.email)
+        .await
+        .unwrap();
+    assert_eq!(active_admins(&app).await, None);
+
+    // Two promotions at once both find no count: the admins are counted
+    // once, from the users as they are, and each promotion adds one.
+    let (first, second) = (app.signed_up_user().await, app.signed_up_user().await);
+    let table = table(&app);
+    let (a, b) = tokio::join!(
+        infra::admin::promote(&table, &first.email),
+        infra::admin::promote(&table, &second.email),
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(active_admins(&app).await, Some(3));
+    infra::admin::promote(&table, &old.email).await.unwrap();
+    assert_eq!(active_admins(&app).await, Some(3));
+
+    for (leaving, status, left) in [(&old, 200, 2), (&first, 200, 1), (&second, 409, 1)] {
+        let response = app
+            .send_as("DELETE", "/api/v1/users/me", &leaving.access_token, None)
+            .await;
+        assert_eq!(response.status, status, "{:#}", response.body);
+        assert_eq!(active_admins(&app).await, Some(left));
+    }
+}

@@ -6,7 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use infra::{functions, template::Template};
+use infra::{
+    functions::{self, Kind},
+    template::Template,
+};
 use model::keys::{self, Entity, Index};
 use serde_json::Value;
 use tests::workspace_root;
@@ -57,6 +60,49 @@ fn filtered_entities(pattern: &str) -> (String, BTreeSet<String>) {
     (event, names)
 }
 
+/// A MODIFY filter also names attributes of the new image; each must be
+/// one the model writes on that entity, or the filter never matches.
+fn modified_attributes_exist(pattern: &str, entities: &BTreeSet<String>) {
+    use model::{
+        domain::{Email, Name, SessionId, UserId},
+        sessions::{SessionItem, SessionOrigin},
+        users::UserItem,
+    };
+    let user = UserItem::new(
+        UserId::new(),
+        Name::parse("name", "Alice".into()).unwrap(),
+        Email::parse("email", "alice@example.com".into()).unwrap(),
+        "hash".into(),
+        "2025-01-01T00:00:00.000Z".into(),
+    );
+    let session = SessionItem::new(
+        &user.id,
+        SessionId::new(),
+        "hash".into(),
+        0,
+        SessionOrigin::default(),
+    );
+    let written = |entity: &str| -> serde_json::Map<String, Value> {
+        let item = match Entity::parse(entity) {
+            Some(Entity::User) => serde_json::to_value(&user),
+            Some(Entity::Session) => serde_json::to_value(&session),
+            other => panic!("no sample item of {other:?} to check {pattern} against"),
+        };
+        item.unwrap().as_object().unwrap().clone()
+    };
+    let pattern: Value = serde_json::from_str(pattern).unwrap();
+    let image = pattern["dynamodb"]["NewImage"].as_object().unwrap();
+    for entity in entities {
+        let item = written(entity);
+        for attribute in image.keys().filter(|a| *a != keys::ENTITY) {
+            assert!(
+                item.contains_key(attribute),
+                "{entity} items have no {attribute}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_stream_filter_lets_through_exactly_what_the_worker_handles() {
     let yaml = template_yaml();
@@ -66,11 +112,17 @@ fn the_stream_filter_lets_through_exactly_what_the_worker_handles() {
         .expect("the stream event has filters");
     let mut inserts = BTreeSet::new();
     let mut removes = BTreeSet::new();
+    let mut modifies = BTreeSet::new();
     for filter in filters {
-        let (event, names) = filtered_entities(filter["Pattern"].as_str().unwrap());
+        let pattern = filter["Pattern"].as_str().unwrap();
+        let (event, names) = filtered_entities(pattern);
         match event.as_str() {
             "INSERT" => inserts.extend(names),
             "REMOVE" => removes.extend(names),
+            "MODIFY" => {
+                modified_attributes_exist(pattern, &names);
+                modifies.extend(names)
+            }
             other => panic!("the worker handles no {other} events"),
         }
     }
@@ -79,7 +131,8 @@ fn the_stream_filter_lets_through_exactly_what_the_worker_handles() {
     };
     assert_eq!(inserts, names(&Entity::STREAMED_INSERTS));
     assert_eq!(removes, names(&Entity::STREAMED_REMOVES));
-    for name in inserts.iter().chain(&removes) {
+    assert_eq!(modifies, names(&Entity::STREAMED_MODIFIES));
+    for name in inserts.iter().chain(&removes).chain(&modifies) {
         assert!(Entity::parse(name).is_some(), "no item is a {name:?}");
     }
 }
@@ -147,9 +200,10 @@ async fn a_missing_or_bad_variable_fails_the_build_and_names_itself() {
                 .map(|(_, value)| (*value).to_owned())
         }
     };
-    assert!(functions::build(&source_without("", None), &sdk).is_ok());
+    let template = template();
+    assert!(functions::build(&template, &source_without("", None), &sdk).is_ok());
     for (name, _) in complete {
-        let err = functions::build(&source_without(name, None), &sdk)
+        let err = functions::build(&template, &source_without(name, None), &sdk)
             .err()
             .unwrap_or_else(|| panic!("built without {name}"));
         assert!(err.to_string().contains(name), "{name}: {err}");
@@ -161,9 +215,84 @@ async fn a_missing_or_bad_variable_fails_the_build_and_names_itself() {
         ("JWT_SECRET", "short"),
         ("APP_URL", "not a url"),
     ] {
-        let err = functions::build(&source_without("", Some((name, value))), &sdk)
+        let err = functions::build(&template, &source_without("", Some((name, value))), &sdk)
             .err()
             .unwrap_or_else(|| panic!("built with {name}={value}"));
         assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+}
+
+/// The JWT secret goes only where tokens are signed or verified (or cursors
+/// signed with a key derived from it): a function reads it exactly when
+/// template.yaml gives it `JWT_SECRET`, and the health check and the stream
+/// worker, which handle no token, are not given it.
+#[tokio::test]
+async fn the_jwt_secret_reaches_exactly_the_functions_that_read_it() {
+    let sdk = platform::aws::sdk_config_for_endpoint("http://127.0.0.1:9", tests::REGION).await;
+    let template = template();
+    let complete = |name: &str| -> Option<String> {
+        let value = match name {
+            "TABLE_NAME" => "t",
+            "BUCKET_NAME" => "b",
+            "JWT_SECRET" => "test-secret-that-is-at-least-32-bytes-long",
+            "EMAIL_FROM" => "no-reply@social.test",
+            "WS_MANAGEMENT_ENDPOINT" => "http://127.0.0.1:9/local",
+            _ => return None,
+        };
+        Some(value.to_owned())
+    };
+    let without_secret = |name: &str| (name != "JWT_SECRET").then(|| complete(name)).flatten();
+    let mut readers = BTreeSet::new();
+    for function in functions::REGISTRY {
+        let build = |source: &dyn platform::config::Source| match function.kind {
+            Kind::Rest { build, .. } => build(source, &sdk).map(drop),
+            Kind::WebSocket(build) => build(source, &sdk).map(drop),
+            Kind::Stream(build) => build(source, &sdk).map(drop),
+        };
+        let id = function.logical_id;
+        assert!(build(&complete).is_ok(), "{id} builds with every variable");
+        let reads_secret = match build(&without_secret) {
+            Ok(()) => false,
+            Err(err) => {
+                assert!(err.to_string().contains("JWT_SECRET"), "{id}: {err}");
+                true
+            }
+        };
+        assert_eq!(
+            template.environment_of(id).contains("JWT_SECRET"),
+            reads_secret,
+            "{id} {} JWT_SECRET but template.yaml {} it",
+            if reads_secret {
+                "reads"
+            } else {
+                "does not read"
+            },
+            if reads_secret {
+                "does not give"
+            } else {
+                "gives"
+            },
+        );
+        if reads_secret {
+            readers.insert(id);
+        }
+    }
+    assert!(
+        !template.global_environment.contains("JWT_SECRET"),
+        "JWT_SECRET is given to every function in Globals"
+    );
+    assert_eq!(
+        readers,
+        BTreeSet::from([
+            "AuthFunction",
+            "NotificationsFunction",
+            "PostsFunction",
+            "UploadsFunction",
+            "UsersFunction",
+            "WebSocketFunction",
+        ])
+    );
+    for id in ["HealthFunction", "StreamFunction"] {
+        assert!(!template.environment_of(id).contains("JWT_SECRET"), "{id}");
     }
 }

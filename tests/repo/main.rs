@@ -2,8 +2,9 @@
 //! YAML and run nothing but `make` targets that exist (so CI never does
 //! something `make test` does not), and they deploy as documented; and the
 //! layout keeps its rules: key prefixes spelled only by the data model,
-//! thin Lambda mains, a health function that links no route crate, and no
-//! file that refers outside the repository.
+//! thin Lambda mains, a health function that links no route crate, every
+//! crate of ours known to the log filter, and no file that refers outside
+//! the repository.
 
 use std::collections::BTreeSet;
 
@@ -233,6 +234,35 @@ fn every_lambda_main_is_thin() {
     for path in mains {
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert!(lines <= 15, "{} has {lines} lines", path.display());
+    }
+}
+
+#[test]
+fn every_crate_of_the_workspace_may_log_below_info() {
+    // Any crate missing from the list would be held to the dependencies'
+    // cap: its debug lines silently gone.
+    let mut manifests: Vec<String> = files_with("functions", &["toml"])
+        .into_iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    assert_eq!(manifests.len(), 8, "{manifests:?}");
+    for crate_dir in ["shared/model", "shared/platform", "infra"] {
+        manifests.push(format!(
+            "{}/../{crate_dir}/Cargo.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+    }
+    for manifest in manifests {
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let name = text
+            .lines()
+            .find_map(|line| line.strip_prefix("name = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{manifest} names no package"));
+        assert!(
+            platform::telemetry::OWN_CRATES.contains(&name.replace('-', "_").as_str()),
+            "{name} ({manifest}) is not in platform::telemetry::OWN_CRATES"
+        );
     }
 }
 

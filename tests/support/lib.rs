@@ -129,6 +129,9 @@ pub struct TestApp {
     pub storage: StorageConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The stream worker, for tests that hand it records themselves: those
+    /// of changes moto never makes, such as a TTL deletion.
+    pub stream: functions::StreamService,
     client: reqwest::Client,
     _poller: AbortOnDrop,
 }
@@ -215,9 +218,9 @@ impl TestApp {
         let storage = StorageConfig::from_source(&source).expect("test configuration");
         let cors = CorsConfig::from_source(&source).expect("test configuration");
         let sdk = platform::aws::sdk_config_for_endpoint(endpoint, REGION).await;
-        let built = functions::build(&source, &sdk).expect("test configuration");
         let template =
             Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
+        let built = functions::build(&template, &source, &sdk).expect("test configuration");
         provision(&sdk, &template, &storage, Some(EMAIL_FROM))
             .await
             .expect("provisioning");
@@ -234,6 +237,7 @@ impl TestApp {
             built.websocket,
         );
         tokio::spawn(ws::serve(ws_listener, ws_gateway));
+        let stream = built.stream.clone();
         let poller = if streams {
             Some(
                 streams::start(&sdk, &storage.table_name, built.stream)
@@ -251,6 +255,7 @@ impl TestApp {
             storage,
             dynamodb: clients.dynamodb,
             s3: clients.s3,
+            stream,
             client: reqwest::Client::new(),
             _poller: AbortOnDrop(poller),
         }

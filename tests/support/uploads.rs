@@ -1,10 +1,13 @@
 //! Client-like helpers for the Uploads routes: ask for an upload, send the
-//! bytes to the presigned URL the way a browser would, complete it.
+//! bytes to the presigned URL the way a browser would, complete it; and the
+//! one thing moto never does to an upload, DynamoDB's TTL deletion of it,
+//! with the stream record that deletion makes.
 
 use std::collections::HashMap;
 
+use aws_lambda_events::{dynamodb::Event, streams::DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::{TestApp, TestResponse};
 
@@ -42,6 +45,69 @@ pub async fn put_presigned(url: &str, headers: &[(String, String)], bytes: Vec<u
         .expect("the presigned URL reaches the emulator")
         .status()
         .as_u16()
+}
+
+/// DynamoDB JSON (`{"S": "x"}`) of an item's attribute, as a stream record
+/// carries it to Lambda (base64 for binary, as the SDK holds it raw).
+fn attribute_json(value: &AttributeValue) -> Value {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    match value {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(_) => json!({"NULL": true}),
+        AttributeValue::B(b) => json!({"B": STANDARD.encode(b.as_ref())}),
+        AttributeValue::Ss(values) => json!({"SS": values}),
+        AttributeValue::Ns(values) => json!({"NS": values}),
+        AttributeValue::L(values) => {
+            json!({"L": values.iter().map(attribute_json).collect::<Vec<_>>()})
+        }
+        AttributeValue::M(map) => json!({"M": image_json(map)}),
+        other => panic!("no stream JSON for {other:?}"),
+    }
+}
+
+fn image_json(item: &HashMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(name, value)| (name.clone(), attribute_json(value)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// The `REMOVE` record of a TTL deletion of `old` from `table`, shaped as
+/// AWS's sample DynamoDB stream event is: the deleting principal is the
+/// DynamoDB service itself, and with `NEW_AND_OLD_IMAGES` the record
+/// carries the item as it was.
+pub fn ttl_removal_record(table: &str, old: &HashMap<String, AttributeValue>) -> Value {
+    let keys: HashMap<String, AttributeValue> = ["pk", "sk"]
+        .into_iter()
+        .map(|name| (name.to_owned(), old[name].clone()))
+        .collect();
+    let now = chrono::Utc::now();
+    json!({
+        "eventID": ulid::Ulid::new().to_string().to_ascii_lowercase(),
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": crate::REGION,
+        "userIdentity": {
+            "type": "Service",
+            "principalId": "dynamodb.amazonaws.com",
+        },
+        "dynamodb": {
+            "ApproximateCreationDateTime": now.timestamp(),
+            "Keys": image_json(&keys),
+            "OldImage": image_json(old),
+            "SequenceNumber": format!("{}", now.timestamp_micros()),
+            "SizeBytes": 200,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": format!(
+            "arn:aws:dynamodb:{}:123456789012:table/{table}/stream/2024-01-01T00:00:00.000",
+            crate::REGION
+        ),
+    })
 }
 
 impl TestApp {
@@ -114,5 +180,56 @@ impl TestApp {
             .await
             .expect("get upload item")
             .item
+    }
+
+    /// Does to upload `id` what DynamoDB's TTL does once it expires, which
+    /// moto never does: reads the item, deletes it, and returns the
+    /// `REMOVE` record that deletion puts on the stream, for
+    /// `deliver_to_stream`.
+    pub async fn remove_upload_by_ttl(&self, id: &str) -> Value {
+        let old = self.upload_item(id).await.expect("the upload to remove");
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.storage.table_name)
+            .key("pk", old["pk"].clone())
+            .key("sk", old["sk"].clone())
+            .send()
+            .await
+            .expect("delete the upload item");
+        ttl_removal_record(&self.storage.table_name, &old)
+    }
+
+    /// Invokes the stream worker with `records` as one batch, as the event
+    /// source mapping would; its answer names the records to retry.
+    pub async fn deliver_to_stream(&self, records: &[Value]) -> DynamoDbEventResponse {
+        let event: Event =
+            serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB stream event");
+        platform::lambda::invoke(&self.stream, event)
+            .await
+            .expect("the stream worker answers")
+    }
+
+    /// The ids of the uploads that hold `user`'s slots, read past the API.
+    pub async fn upload_slots(&self, user: &str) -> Vec<String> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.storage.table_name)
+            .key(
+                "pk",
+                AttributeValue::S(model::keys::user_pk(&user.parse().expect("a user id"))),
+            )
+            .key("sk", AttributeValue::S(model::keys::UPLOAD_SLOTS_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get upload slots")
+            .item;
+        let mut ids = item
+            .and_then(|item| item.get("uploadIds").cloned())
+            .map(|ids| ids.as_ss().expect("a string set").clone())
+            .unwrap_or_default();
+        ids.sort();
+        ids
     }
 }

@@ -82,6 +82,24 @@ impl WsClient {
         frames
     }
 
+    /// The text frames that arrive until the server closes the socket;
+    /// `None` if it is still open after `wait`.
+    pub async fn frames_until_closed(&mut self, wait: Duration) -> Option<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut frames = Vec::new();
+        loop {
+            let left = deadline.checked_duration_since(tokio::time::Instant::now())?;
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    frames.push(serde_json::from_str(&text).expect("JSON frame"));
+                }
+                Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return Some(frames),
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Closes cleanly, with a close frame.
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;

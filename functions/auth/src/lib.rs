@@ -36,6 +36,9 @@ pub struct AuthConfig {
     pub verify_token_ttl: Duration,
     /// `RESET_TOKEN_TTL_SECS`: how long a password reset link works (1 hour).
     pub reset_token_ttl: Duration,
+    /// `SESSION_MAX_AGE_SECS`: how long a session lives from its login,
+    /// however often it is refreshed (30 days).
+    pub session_max_age: Duration,
 }
 
 impl AuthConfig {
@@ -45,6 +48,7 @@ impl AuthConfig {
             limits: RateLimitConfig::from_source(source)?,
             verify_token_ttl: positive_secs_or(source, "VERIFY_TOKEN_TTL_SECS", 24 * 3600)?,
             reset_token_ttl: positive_secs_or(source, "RESET_TOKEN_TTL_SECS", 3600)?,
+            session_max_age: positive_secs_or(source, "SESSION_MAX_AGE_SECS", 30 * 24 * 3600)?,
         })
     }
 }
@@ -58,6 +62,7 @@ pub struct Deps {
     limits: RateLimitConfig,
     verify_token_ttl: Duration,
     reset_token_ttl: Duration,
+    session_max_age: Duration,
 }
 
 type AuthState = ApiState<Deps>;
@@ -77,6 +82,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, Config
             limits: config.limits,
             verify_token_ttl: config.verify_token_ttl,
             reset_token_ttl: config.reset_token_ttl,
+            session_max_age: config.session_max_age,
         },
     );
     Ok(function.serve(router(state)))

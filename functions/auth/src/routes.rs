@@ -33,7 +33,7 @@ fn invalid_token_if_user_gone(err: model::StoreError) -> AppError {
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthResponse {
     user: UserResponse,
@@ -42,13 +42,24 @@ pub struct AuthResponse {
     expires_in: u64,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPair {
     access_token: String,
     refresh_token: String,
     expires_in: u64,
 }
+
+// What carries a password or a token has no `Debug` that could print it.
+platform::redacted_debug!(
+    AuthResponse,
+    TokenPair,
+    RawRegister,
+    RawLogin,
+    RawRefresh,
+    RawToken,
+    RawReset
+);
 
 /// A fresh pair of tokens for session `sid`, and the hash to store.
 struct IssuedPair {
@@ -99,11 +110,11 @@ fn auth_response(user: &UserItem, pair: TokenPair) -> AuthResponse {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = RegisterRequest)]
 pub struct RawRegister {
-    #[schema(required = true, min_length = 2, max_length = 100)]
+    #[schema(required = true, schema_with = platform::openapi::name_text)]
     name: Option<String>,
     #[schema(required = true, format = Email, max_length = 254)]
     email: Option<String>,
@@ -182,7 +193,7 @@ pub async fn register(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = LoginRequest)]
 pub struct RawLogin {
@@ -218,51 +229,77 @@ impl ParseBody for Login {
     }
 }
 
+/// The user whose email claim `claim` is, if `password` is theirs and the
+/// account is not deleted; `None` for a wrong guess. An unknown email is
+/// checked against a dummy hash, so both take as long.
+async fn check_password(
+    state: &AuthState,
+    claim: Result<Option<UserId>, model::StoreError>,
+    password: String,
+) -> Result<Option<UserItem>, AppError> {
+    let user = match claim? {
+        Some(id) => state.table.user(&id).await?,
+        None => None,
+    };
+    let password_ok =
+        password::verify_or_dummy(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    Ok(user.filter(|user| password_ok && user.status != UserStatus::Deleted))
+}
+
 /// POST /api/v1/auth/login
 pub async fn login(
     State(state): State<AuthState>,
     client: ClientInfo,
     Json(body): Json<Login>,
 ) -> Result<ApiResponse<AuthResponse>, AppError> {
-    state
-        .limiter
-        .hit(
-            &format!("login:ip:{}", client.ip),
-            state.limits.login_per_ip,
-        )
-        .await?;
+    // The IP's count, the email's failure slot and the email's claim are
+    // independent: one round trip for the three. The slot is taken before
+    // the password is checked, so concurrent guesses check at most the
+    // limit however they interleave.
+    let ip_key = format!("login:ip:{}", client.ip);
     let failures_key = format!("login:failed:{}", body.email);
-    state
-        .limiter
-        .check(&failures_key, state.limits.login_failures_per_email)
-        .await?;
-
-    let user = match state.table.user_id_by_email(&body.email).await? {
-        Some(id) => state.table.user(&id).await?,
-        None => None,
+    let (per_ip, slot, claim) = tokio::join!(
+        state.limiter.hit(&ip_key, state.limits.login_per_ip),
+        state
+            .limiter
+            .take(&failures_key, state.limits.login_failures_per_email),
+        state.table.user_id_by_email(&body.email),
+    );
+    let slot = slot?;
+    let checked = match per_ip {
+        Ok(_) => check_password(&state, claim, body.password).await,
+        Err(refused) => Err(refused),
     };
-    let password_ok = password::verify_or_dummy(
-        body.password,
-        user.as_ref().map(|u| u.password_hash.clone()),
-    )
-    .await?;
-    let user = match user {
-        Some(user) if password_ok && user.status != UserStatus::Deleted => user,
-        _ => {
-            state
-                .limiter
-                .record(&failures_key, state.limits.login_failures_per_email)
-                .await?;
-            return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
+    // Only a wrong password keeps its slot: a right one, a refusal before
+    // the check and an outage are no failed guess.
+    let user = match checked {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into())),
+        Err(err) => {
+            state.limiter.give_back(slot).await;
+            return Err(err);
         }
     };
-    ensure_active(&user)?;
-
-    let sid = SessionId::new();
-    let issued = issue_pair(&state, &user, &sid)?;
-    let session = new_session(&user.id, &issued, sid, &client);
+    let prepared = ensure_active(&user).and_then(|()| {
+        let sid = SessionId::new();
+        let issued = issue_pair(&state, &user, &sid)?;
+        let session = new_session(&user.id, &issued, sid, &client);
+        Ok((issued, session))
+    });
+    let (issued, session) = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            state.limiter.give_back(slot).await;
+            return Err(err);
+        }
+    };
     let login_at = now_rfc3339();
-    state.table.start_session(&session, &login_at).await?;
+    // The slot goes back together with the session's write.
+    let (started, ()) = tokio::join!(
+        state.table.start_session(&session, &login_at),
+        state.limiter.give_back(slot),
+    );
+    started?;
     let user = UserItem {
         last_login_at: Some(login_at),
         ..user
@@ -273,7 +310,7 @@ pub async fn login(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = RefreshRequest)]
 pub struct RawRefresh {
@@ -312,6 +349,11 @@ pub async fn refresh(
         .jwt
         .verify(&body.refresh_token, TokenType::Refresh)?;
     let (user, session) = state.authenticator.live_session(&claims).await?;
+    if unix_now_ms() >= session_end_ms(&session, state.session_max_age) {
+        return Err(AppError::Unauthorized(
+            "Session has expired; please log in again".into(),
+        ));
+    }
     let presented = hash_secret(&body.refresh_token);
     if presented != session.refresh_hash {
         // A retired refresh token came back: someone holds a copy of it.
@@ -342,6 +384,12 @@ pub async fn refresh(
     }
 }
 
+/// The instant (epoch ms) past which `session` cannot be refreshed.
+fn session_end_ms(session: &SessionItem, max_age: std::time::Duration) -> i64 {
+    let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    session.created_at_ms.saturating_add(max_age_ms)
+}
+
 /// POST /api/v1/auth/logout
 pub async fn logout(
     State(state): State<AuthState>,
@@ -362,7 +410,7 @@ pub async fn profile(user: AuthUser) -> ApiResponse<UserResponse> {
     )
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = TokenRequest)]
 pub struct RawToken {
@@ -430,14 +478,22 @@ pub async fn forgot_password(
     client: ClientInfo,
     Json(body): Json<Forgot>,
 ) -> Result<ApiResponse<()>, AppError> {
-    state
-        .limiter
-        .hit(
-            &format!("forgot:ip:{}", client.ip),
-            state.limits.forgot_password_per_ip,
-        )
-        .await?;
-    let user = match state.table.user_id_by_email(&body.email).await? {
+    // Counted per IP and per email (registered or not, so the answer
+    // tells nothing), in the same round trip as the email's claim.
+    let ip_key = format!("forgot:ip:{}", client.ip);
+    let email_key = format!("forgot:email:{}", body.email);
+    let (per_ip, per_email, claim) = tokio::join!(
+        state
+            .limiter
+            .hit(&ip_key, state.limits.forgot_password_per_ip),
+        state
+            .limiter
+            .hit(&email_key, state.limits.forgot_password_per_email),
+        state.table.user_id_by_email(&body.email),
+    );
+    per_ip?;
+    per_email?;
+    let user = match claim? {
         Some(id) => state.table.user(&id).await?,
         None => None,
     };
@@ -470,7 +526,7 @@ pub async fn forgot_password(
     Ok(ApiResponse::message(FORGOT_MESSAGE))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ResetPasswordRequest)]
 pub struct RawReset {
@@ -513,9 +569,8 @@ pub async fn reset_password(
     let valid_after = unix_now_ms() + 1;
     state
         .table
-        .set_password(&token.user_id, &password_hash, valid_after, &now_rfc3339())
-        .await
-        .map_err(invalid_token_if_user_gone)?;
+        .set_password(&token, &password_hash, valid_after, &now_rfc3339())
+        .await?;
     tracing::info!(userId = %token.user_id, "password reset; all sessions revoked");
     Ok(ApiResponse::message(
         "Password has been reset; please log in again",

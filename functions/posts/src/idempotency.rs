@@ -157,6 +157,59 @@ mod tests {
         assert_ne!(a, request_hash(&("t", "c")).unwrap());
     }
 
+    fn keyed(key: &'static str) -> HeaderMap {
+        HeaderMap::from_iter([(
+            http::HeaderName::from_static(HEADER),
+            HeaderValue::from_static(key),
+        )])
+    }
+
+    #[test]
+    fn a_keyed_request_is_recorded_under_its_user_scope_and_key() {
+        let user = UserId::new();
+        let body = ("title", "body");
+        assert!(
+            Idempotency::of_request(&HeaderMap::new(), &user, "create-post", &body)
+                .unwrap()
+                .is_none()
+        );
+        let bad = Idempotency::of_request(&keyed("has space"), &user, "create-post", &body);
+        assert!(matches!(bad, Err(AppError::BadRequest(_))));
+
+        let idempotency = Idempotency::of_request(&keyed("k-1"), &user, "create-post", &body)
+            .unwrap()
+            .expect("a keyed request");
+        let response = serde_json::json!({ "id": "01J", "title": "title" });
+        let record = idempotency.record(&response).unwrap();
+        let expected = IdempotencyItem::new(
+            &RecordKey::new(&user, "create-post", "k-1"),
+            request_hash(&body).unwrap(),
+            response.to_string(),
+        );
+        assert_eq!(record.pk, expected.pk);
+        assert_eq!(record.request_hash, expected.request_hash);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&record.response).unwrap(),
+            response
+        );
+        for (other_user, scope, key) in [
+            (UserId::new(), "create-post", "k-1"),
+            (user, "create-comment", "k-1"),
+            (user, "create-post", "k-2"),
+        ] {
+            assert_ne!(
+                IdempotencyItem::new(
+                    &RecordKey::new(&other_user, scope, key),
+                    "h".into(),
+                    "{}".into()
+                )
+                .pk,
+                record.pk,
+                "{scope} {key}"
+            );
+        }
+    }
+
     /// docs/API.md: an `Idempotency-Key` is 1–128 characters; the code reads
     /// "printable" as visible ASCII, 0x21 to 0x7E (no space, no control).
     fn is_contract_idempotency_key(value: &str) -> bool {

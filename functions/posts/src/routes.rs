@@ -1,6 +1,6 @@
 //! The handlers of Posts in docs/API.md, one per route.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, State};
 use http::HeaderMap;
@@ -9,7 +9,7 @@ use model::{
     clock::now_rfc3339,
     domain::{
         CommentBody, CommentId, FieldErrors, PostBody, PostId, Tag, Title, UploadId, UserId,
-        Version,
+        UserStatus, Version,
     },
     idempotency::IdempotencyItem,
     notifications::{CommentNotice, NotificationItem, NotificationType},
@@ -32,6 +32,23 @@ use crate::{
 };
 
 pub const MAX_TAGS: usize = 10;
+
+/// `schema_with` of `tags` in request bodies: the tag rule on every item,
+/// so that the tags a fuzzer means as valid are tags.
+fn tags_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(Tag::MAX_CHARS))
+                .pattern(Some(Tag::PATTERN)),
+        )
+        .max_items(Some(MAX_TAGS))
+        .build()
+}
 
 /// Up to ten valid tags; repeats are dropped, order is kept.
 fn parse_tags(errors: &mut FieldErrors, raw: Option<Vec<String>>) -> Option<Vec<Tag>> {
@@ -69,16 +86,32 @@ async fn public_user(state: &PostsState, user: &UserItem) -> Result<PublicUser, 
     ))
 }
 
+/// The author who still shows on their content: an account deleted
+/// (deletion only sets the status) shows as the placeholder, exactly as
+/// one whose item is gone, so neither its name nor its avatar outlives it.
+fn shown_author(user: Option<&UserItem>) -> Option<&UserItem> {
+    user.filter(|user| user.status != UserStatus::Deleted)
+}
+
+/// The author of a post or comment as rendered.
+async fn author(
+    state: &PostsState,
+    authors: &HashMap<UserId, UserItem>,
+    id: &UserId,
+) -> Result<PublicUser, AppError> {
+    match shown_author(authors.get(id)) {
+        Some(user) => public_user(state, user).await,
+        None => Ok(PublicUser::deleted(id)),
+    }
+}
+
 /// Renders posts with their authors: one batch read for every author.
 async fn render_posts(state: &PostsState, posts: Vec<PostItem>) -> Result<Vec<Post>, AppError> {
     let author_ids: Vec<UserId> = posts.iter().map(|p| p.author_id).collect();
     let authors = state.table.users(&author_ids).await?;
     let mut rendered = Vec::with_capacity(posts.len());
     for post in posts {
-        let author = match authors.get(&post.author_id) {
-            Some(user) => public_user(state, user).await?,
-            None => PublicUser::deleted(&post.author_id),
-        };
+        let author = author(state, &authors, &post.author_id).await?;
         rendered.push(render_post(state, post, author).await?);
     }
     Ok(rendered)
@@ -115,10 +148,7 @@ async fn render_comments(
     let authors = state.table.users(&author_ids).await?;
     let mut rendered = Vec::with_capacity(comments.len());
     for comment in comments {
-        let author = match authors.get(&comment.author_id) {
-            Some(user) => public_user(state, user).await?,
-            None => PublicUser::deleted(&comment.author_id),
-        };
+        let author = author(state, &authors, &comment.author_id).await?;
         rendered.push(render_comment(comment, author));
     }
     Ok(rendered)
@@ -162,11 +192,11 @@ async fn replay_after_race(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = CreatePostRequest)]
 pub struct RawCreatePost {
-    #[schema(required = true, min_length = 1, max_length = 200)]
+    #[schema(required = true, schema_with = platform::openapi::title_text)]
     title: Option<String>,
-    #[schema(required = true, min_length = 1, max_length = 20000)]
+    #[schema(required = true, schema_with = platform::openapi::post_body_text)]
     body: Option<String>,
-    #[schema(max_items = 10)]
+    #[schema(schema_with = tags_schema)]
     tags: Option<Vec<String>>,
     image_upload_id: Option<String>,
 }
@@ -327,11 +357,11 @@ pub async fn get_post(
 #[serde(deny_unknown_fields)]
 #[schema(as = PatchPostRequest)]
 pub struct RawPatchPost {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = platform::openapi::title_text)]
     title: Option<String>,
-    #[schema(min_length = 1, max_length = 20000)]
+    #[schema(schema_with = platform::openapi::post_body_text)]
     body: Option<String>,
-    #[schema(max_items = 10)]
+    #[schema(schema_with = tags_schema)]
     tags: Option<Vec<String>>,
     #[schema(required = true, minimum = 1)]
     version: Option<i64>,
@@ -433,7 +463,7 @@ pub async fn delete_post(
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateCommentRequest)]
 pub struct RawCreateComment {
-    #[schema(required = true, min_length = 1, max_length = 5000)]
+    #[schema(required = true, schema_with = platform::openapi::comment_body_text)]
     body: Option<String>,
 }
 
@@ -568,6 +598,27 @@ pub async fn delete_comment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::domain::{Email, Name};
+
+    #[test]
+    fn only_a_deleted_account_hides_behind_the_placeholder() {
+        let mut user = UserItem::new(
+            UserId::new(),
+            Name::parse("name", "Ada".into()).unwrap(),
+            Email::parse("email", "ada@example.com".into()).unwrap(),
+            "hash".into(),
+            now_rfc3339(),
+        );
+        assert!(shown_author(None).is_none());
+        for (status, shown) in [
+            (UserStatus::Active, true),
+            (UserStatus::Suspended, true),
+            (UserStatus::Deleted, false),
+        ] {
+            user.status = status;
+            assert_eq!(shown_author(Some(&user)).is_some(), shown, "{status:?}");
+        }
+    }
 
     #[test]
     fn tags_follow_the_rules() {

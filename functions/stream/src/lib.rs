@@ -6,7 +6,15 @@
 //! - a presence change: fresh `dashboard.stats` to every subscriber (once
 //!   per batch, however many connections came or went);
 //! - a removed post: its comments are deleted, which is how deleting a post
-//!   stays one small transaction however many comments it had.
+//!   stays one small transaction however many comments it had;
+//! - a removed pending upload (TTL deletion of one never completed): its
+//!   object, if the client ever PUT one, is deleted from the bucket and its
+//!   slot freed (`model::uploads`). Both are idempotent, so a redelivered
+//!   record changes nothing more. A ready upload's removal is ignored: its
+//!   object may be an avatar or a post image;
+//! - a session that ended (`Entity::STREAMED_MODIFIES`: a revoked session,
+//!   a user whose sessions were cut): its WebSocket connections are closed
+//!   (`sessions`).
 //!
 //! Failures are reported per record (`ReportBatchItemFailures`): the first
 //! failing record and everything after it are retried, the records before
@@ -28,10 +36,12 @@ use model::{
     keys::{ENTITY, Entity},
     notifications::{NotificationItem, NotificationType},
     posts::Posts,
+    uploads::{UploadItem, UploadStatus, Uploads},
     users::Users,
 };
 use platform::{
     AppError,
+    aws::s3_client,
     config::{ConfigError, Source, StorageConfig},
     email::{EmailConfig, Mailer, OutgoingEmail},
     error::ErrorChain,
@@ -41,12 +51,17 @@ use platform::{
 use serde_dynamo::AttributeValue;
 use tracing::Instrument;
 
+pub mod sessions;
+
 /// What the worker needs, built once per cold start.
 #[derive(Debug)]
 struct StreamState {
     table: Table,
     realtime: Realtime,
     mailer: Mailer,
+    /// The uploads bucket, for the objects of abandoned uploads.
+    s3: aws_sdk_s3::Client,
+    bucket: String,
 }
 
 /// The worker, ready to serve: configuration from `source`, clients from
@@ -59,10 +74,15 @@ pub fn build(
     let storage = StorageConfig::from_source(source)?;
     let email = EmailConfig::from_source(source)?;
     let realtime = RealtimeConfig::from_source(source)?;
-    let table = Table::new(aws_sdk_dynamodb::Client::new(sdk), storage.table_name);
+    let table = Table::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        storage.table_name.clone(),
+    );
     let state = Arc::new(StreamState {
         realtime: Realtime::new(table.clone(), realtime.client(sdk)),
         mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), email),
+        s3: s3_client(sdk, &storage),
+        bucket: storage.bucket_name,
         table,
     });
     Ok(event_service(move |event| {
@@ -86,7 +106,9 @@ fn entity(image: &serde_dynamo::Item) -> Option<Entity> {
 enum Work {
     Notify(Box<NotificationItem>),
     RemoveComments(PostId),
+    DiscardUpload(Box<UploadItem>),
     PresenceChanged,
+    EndSessions(sessions::SessionsEnded),
     Nothing,
 }
 
@@ -110,7 +132,21 @@ fn classify(record: &EventRecord) -> Result<Work, AppError> {
                     .map_err(|err| AppError::internal("reading a removed post's id", err)),
                 _ => Ok(Work::Nothing),
             },
+            Some(Entity::Upload) => {
+                let upload: UploadItem = serde_dynamo::from_item(change.old_image.clone())
+                    .map_err(|err| AppError::internal("reading a removed upload", err))?;
+                Ok(match upload.status {
+                    UploadStatus::Pending => Work::DiscardUpload(Box::new(upload)),
+                    UploadStatus::Ready => Work::Nothing,
+                })
+            }
             Some(Entity::Presence) => Ok(Work::PresenceChanged),
+            _ => Ok(Work::Nothing),
+        },
+        "MODIFY" => match entity(&change.new_image) {
+            Some(streamed) if Entity::STREAMED_MODIFIES.contains(&streamed) => {
+                Ok(sessions::ended_by(streamed, record)?.map_or(Work::Nothing, Work::EndSessions))
+            }
             _ => Ok(Work::Nothing),
         },
         _ => Ok(Work::Nothing),
@@ -127,10 +163,12 @@ async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse {
             let result = match classify(record) {
                 Ok(Work::Notify(notification)) => deliver(state, &notification).await,
                 Ok(Work::RemoveComments(post_id)) => remove_comments(state, &post_id).await,
+                Ok(Work::DiscardUpload(upload)) => discard_upload(state, &upload).await,
                 Ok(Work::PresenceChanged) => {
                     presence_changed = true;
                     Ok(())
                 }
+                Ok(Work::EndSessions(ended)) => end_sessions(state, &ended).await,
                 Ok(Work::Nothing) => Ok(()),
                 Err(err) => Err(err),
             };
@@ -200,10 +238,37 @@ fn comment_email_text(
     format!("Hi {name},\n\n{}{post_link}\n", notification.body)
 }
 
+/// Closes the WebSocket connections of sessions that ended.
+async fn end_sessions(
+    state: &StreamState,
+    ended: &sessions::SessionsEnded,
+) -> Result<(), AppError> {
+    let closed = sessions::close(&state.table, &state.realtime, ended).await?;
+    tracing::info!(closed, "connections of ended sessions closed");
+    Ok(())
+}
+
 /// Deletes every comment left under a removed post.
 async fn remove_comments(state: &StreamState, post_id: &PostId) -> Result<(), AppError> {
     let removed = state.table.remove_comments(post_id).await?;
     tracing::info!(postId = %post_id, removed, "comments of a deleted post removed");
+    Ok(())
+}
+
+/// Deletes the object of a removed pending upload, then frees its slot.
+/// S3 answers a delete of a key never written with success, so an upload
+/// whose bytes were never sent goes the same way.
+async fn discard_upload(state: &StreamState, upload: &UploadItem) -> Result<(), AppError> {
+    state
+        .s3
+        .delete_object()
+        .bucket(&state.bucket)
+        .key(&upload.key)
+        .send()
+        .await
+        .map_err(|err| model::error::translate("s3", err))?;
+    state.table.release_upload_slot(upload).await?;
+    tracing::info!(uploadId = %upload.id, userId = %upload.owner_id, "abandoned upload discarded");
     Ok(())
 }
 
@@ -238,13 +303,29 @@ mod tests {
         )
     }
 
+    fn upload(status: UploadStatus) -> UploadItem {
+        let file = model::uploads::DeclaredFile {
+            filename: "cat.png".into(),
+            content_type: "image/png".into(),
+            size: 3,
+            purpose: model::uploads::Purpose::Avatar,
+        };
+        let pending = UploadItem::pending(
+            model::domain::UploadId::new(),
+            UserId::new(),
+            file,
+            "2025-01-02T03:04:05.678Z".into(),
+        );
+        UploadItem { status, ..pending }
+    }
+
     fn record(event_name: &str, entity: Entity) -> EventRecord {
         let mut record = EventRecord::default();
         record.event_name = event_name.into();
-        let image = if entity == Entity::Notification {
-            serde_dynamo::to_item(notification()).unwrap()
-        } else {
-            image(entity)
+        let image = match entity {
+            Entity::Notification => serde_dynamo::to_item(notification()).unwrap(),
+            Entity::Upload => serde_dynamo::to_item(upload(UploadStatus::Pending)).unwrap(),
+            _ => image(entity),
         };
         match event_name {
             "REMOVE" => record.change.old_image = image,
@@ -270,7 +351,13 @@ mod tests {
                 Entity::STREAMED_REMOVES.contains(&entity),
                 "REMOVE {entity:?}"
             );
-            assert!(!reacts(&record("MODIFY", entity)), "MODIFY {entity:?}");
+            // A streamed entity's record is read (this one, without its
+            // fields, fails to); every other is ignored unread.
+            assert_eq!(
+                reacts(&record("MODIFY", entity)),
+                Entity::STREAMED_MODIFIES.contains(&entity),
+                "MODIFY {entity:?}"
+            );
         }
     }
 
@@ -294,6 +381,32 @@ mod tests {
             classify(&record("REMOVE", Entity::Presence)),
             Ok(Work::PresenceChanged)
         ));
+    }
+
+    #[test]
+    fn only_a_pending_upload_is_discarded_when_removed() {
+        let removed = |upload: &UploadItem| {
+            let mut record = EventRecord::default();
+            record.event_name = "REMOVE".into();
+            record.change.old_image = serde_dynamo::to_item(upload).unwrap();
+            classify(&record)
+        };
+        let pending = upload(UploadStatus::Pending);
+        assert!(matches!(
+            removed(&pending),
+            Ok(Work::DiscardUpload(discarded)) if *discarded == pending
+        ));
+        // A ready upload's object may be an avatar or a post image.
+        assert!(matches!(
+            removed(&upload(UploadStatus::Ready)),
+            Ok(Work::Nothing)
+        ));
+        let mut broken = record("REMOVE", Entity::Upload);
+        broken.change.old_image = image(Entity::Upload);
+        assert!(
+            classify(&broken).is_err(),
+            "an upload without its fields is retried, not ignored"
+        );
     }
 
     #[test]
@@ -345,7 +458,12 @@ mod tests {
             .region(aws_config::Region::new("us-east-1"))
             .build();
         assert!(build(&config(""), &sdk).is_ok());
-        for name in ["TABLE_NAME", "EMAIL_FROM", "WS_MANAGEMENT_ENDPOINT"] {
+        for name in [
+            "TABLE_NAME",
+            "BUCKET_NAME",
+            "EMAIL_FROM",
+            "WS_MANAGEMENT_ENDPOINT",
+        ] {
             assert_eq!(
                 build(&config(name), &sdk).err(),
                 Some(ConfigError::Missing { name })

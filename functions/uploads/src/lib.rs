@@ -9,6 +9,12 @@
 //! an avatar or post image is the business of those functions, through
 //! `platform::uploads`. The upload item and its store are `model::uploads`;
 //! the S3 side, which only this function has, is `objects`.
+//!
+//! A user has at most `UPLOAD_MAX_PENDING` uploads pending, so neither the
+//! table nor the bucket grows without bound by uploads never completed:
+//! each pending one holds a slot, taken in the transaction that creates it
+//! and freed by `complete`, by expiry, or by the stream worker when the
+//! expired item is removed (which also deletes its object).
 
 use aws_config::SdkConfig;
 use axum::{
@@ -34,11 +40,21 @@ pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// never be honoured by a single presigned PUT.
 pub const S3_MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
+/// `UPLOAD_MAX_PENDING` when unset.
+pub const DEFAULT_MAX_PENDING: u64 = 20;
+
+/// The most pending uploads a user may be allowed: each holds a slot, an id
+/// in one item (`model::uploads`), and this keeps that item far below
+/// DynamoDB's 400 KB and its check to a few `BatchGetItem` calls.
+pub const MAX_PENDING_LIMIT: u64 = 1000;
+
 /// Everything the uploads function is configured with beyond storage and JWT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadsConfig {
     /// `UPLOAD_MAX_BYTES`: the largest declared size accepted.
     pub max_bytes: u64,
+    /// `UPLOAD_MAX_PENDING`: how many uploads a user may have pending.
+    pub max_pending: u64,
 }
 
 impl UploadsConfig {
@@ -50,7 +66,17 @@ impl UploadsConfig {
             S3_MAX_PUT_BYTES,
             "bytes",
         )?;
-        Ok(Self { max_bytes })
+        let max_pending = positive_or(
+            source,
+            "UPLOAD_MAX_PENDING",
+            DEFAULT_MAX_PENDING,
+            MAX_PENDING_LIMIT,
+            "uploads",
+        )?;
+        Ok(Self {
+            max_bytes,
+            max_pending,
+        })
     }
 }
 
@@ -60,6 +86,7 @@ pub struct Deps {
     table: Table,
     presigner: Presigner,
     max_bytes: u64,
+    max_pending: u64,
 }
 
 type UploadsState = ApiState<Deps>;
@@ -76,6 +103,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, Config
             table: function.table.clone(),
             presigner: function.presigner(sdk),
             max_bytes: config.max_bytes,
+            max_pending: config.max_pending,
         },
     );
     Ok(function.serve(router(state)))
@@ -107,7 +135,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         )
         .body(request)
         .created()
-        .data(Data::One(created)),
+        .data(Data::One(created))
+        .errors(&[409]),
     );
     api.route(
         Route::new(
@@ -170,6 +199,38 @@ mod tests {
                 "{bad}: {err}"
             );
             assert!(err.to_string().contains("UPLOAD_MAX_BYTES"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_pending_cap_defaults_to_twenty_and_follows_upload_max_pending() {
+        assert_eq!(config(&[]).unwrap().max_pending, 20);
+        assert_eq!(
+            config(&[("UPLOAD_MAX_PENDING", "3")]).unwrap().max_pending,
+            3
+        );
+        assert_eq!(
+            config(&[("UPLOAD_MAX_PENDING", "1000")])
+                .unwrap()
+                .max_pending,
+            1000
+        );
+    }
+
+    #[test]
+    fn a_bad_pending_cap_is_refused_by_name() {
+        for bad in ["0", "-1", "many", "2.5", "1001"] {
+            let err = config(&[("UPLOAD_MAX_PENDING", bad)]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "UPLOAD_MAX_PENDING",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State, rejection::PathRejection};
 use model::{
     Condition,
     clock::{now_rfc3339, unix_now},
-    domain::{FieldErrors, UploadId, length},
+    domain::{Charset, FieldErrors, UploadId, length},
     uploads::{DeclaredFile, Purpose, UploadItem, UploadResponse, UploadStatus, Uploads},
 };
 use platform::{
@@ -28,11 +28,15 @@ pub const ALLOWED_CONTENT_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/
 /// The longest filename accepted, in characters.
 pub const FILENAME_MAX: usize = 255;
 
+fn filename_schema() -> utoipa::openapi::schema::Schema {
+    platform::openapi::filename_text(FILENAME_MAX)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = CreateUploadRequest)]
 pub struct RawCreateUpload {
-    #[schema(required = true, min_length = 1, max_length = 255)]
+    #[schema(required = true, schema_with = filename_schema)]
     filename: Option<String>,
     #[schema(required = true, example = "image/png")]
     content_type: Option<String>,
@@ -93,15 +97,14 @@ pub struct CreateUpload {
 }
 
 /// The name of the file without any directory part, for display only.
-/// Control characters are refused rather than dropped, so what is stored
-/// is never a silently different name; a name that is only dots (`..`)
-/// names no file.
+/// It is one line of visible text like a title (`Charset::SingleLine`):
+/// refused rather than cleaned, so what is stored is never a silently
+/// different name, and no right-to-left override can make `gpj.exe` read
+/// as `exe.jpg`. A name that is only dots (`..`) names no file.
 fn filename(field: &str, raw: String) -> Result<String, FieldError> {
     length(field, &raw, 1, FILENAME_MAX)?;
     let invalid = |message: &str| FieldError::new(field, FieldCode::InvalidFormat, message);
-    if raw.chars().any(char::is_control) {
-        return Err(invalid("must not contain control characters"));
-    }
+    Charset::SingleLine.check(field, &raw)?;
     let base = match raw.rfind(['/', '\\']) {
         Some(index) => &raw[index + 1..],
         None => raw.as_str(),
@@ -232,7 +235,10 @@ pub async fn create(
         upload.size,
     )
     .await?;
-    state.table.put_pending_upload(&upload).await?;
+    state
+        .table
+        .put_pending_upload(&upload, state.max_pending)
+        .await?;
     tracing::info!(uploadId = %upload.id, userId = %upload.owner_id, size = upload.size, "upload created");
     Ok(ApiResponse::created(
         "Upload created successfully",
@@ -409,6 +415,10 @@ mod tests {
             "cat\0.png",
             "a\nb.png",
             "x\u{7f}",
+            "cat\tphoto.png",
+            "photo\u{202e}gpj.exe",
+            "photo\u{2066}.png",
+            "zero\u{200b}width.png",
         ] {
             assert_eq!(code(bad), FieldCode::InvalidFormat, "{bad:?}");
         }

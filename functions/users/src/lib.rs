@@ -110,7 +110,7 @@ async fn get_me(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = PatchMeRequest)]
 pub struct RawPatchMe {
-    #[schema(min_length = 2, max_length = 100)]
+    #[schema(schema_with = platform::openapi::name_text)]
     name: Option<String>,
     avatar_upload_id: Option<String>,
 }
@@ -178,14 +178,12 @@ async fn patch_me(
     ))
 }
 
-/// DELETE /api/v1/users/me
+/// DELETE /api/v1/users/me. The last active admin cannot (409): the store
+/// refuses any change that would leave no active admin.
 async fn delete_me(
     State(state): State<UsersState>,
     me: AuthUser,
 ) -> Result<ApiResponse<()>, AppError> {
-    if me.is_admin() {
-        state.table.ensure_another_admin(me.id()).await?;
-    }
     state
         .table
         .admin_update(me.id(), DELETE, &now_rfc3339())
@@ -265,22 +263,16 @@ impl ParseBody for AdminPatch {
     }
 }
 
-/// PATCH /api/v1/users/{id}
+/// PATCH /api/v1/users/{id}. Whoever the user is, a change that would
+/// leave no active admin is a 409; the store decides it atomically, so two
+/// admins demoting each other at once cannot both succeed.
 async fn admin_patch_user(
     State(state): State<UsersState>,
-    AdminUser(admin): AdminUser,
+    _admin: AdminUser,
     Path(id): Path<String>,
     Json(body): Json<AdminPatch>,
 ) -> Result<ApiResponse<UserResponse>, AppError> {
     let id: UserId = path_id(&id)?;
-    let loses_admin = body.role == Some(Role::User)
-        || matches!(
-            body.status,
-            Some(UserStatus::Suspended | UserStatus::Deleted)
-        );
-    if id == *admin.id() && loses_admin {
-        state.table.ensure_another_admin(&id).await?;
-    }
     let change = AdminChange {
         role: body.role,
         status: body.status,
@@ -295,16 +287,13 @@ async fn admin_patch_user(
     ))
 }
 
-/// DELETE /api/v1/users/{id}
+/// DELETE /api/v1/users/{id}; as PATCH, never the last active admin.
 async fn admin_delete_user(
     State(state): State<UsersState>,
-    AdminUser(admin): AdminUser,
+    _admin: AdminUser,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<()>, AppError> {
     let id: UserId = path_id(&id)?;
-    if id == *admin.id() {
-        state.table.ensure_another_admin(&id).await?;
-    }
     state
         .table
         .admin_update(&id, DELETE, &now_rfc3339())

@@ -5,7 +5,10 @@
 //! Replies go back through the management API (PostToConnection), the same
 //! way pushes from the stream worker do, so there is one delivery path and
 //! one place (`platform::realtime`) where a vanished peer is cleaned up.
-//! A bad frame gets an error frame; the connection stays open.
+//! A bad frame gets an error frame; the connection stays open. A frame on
+//! a connection whose items are gone (its session ended, and the stream
+//! worker removed them) gets an `UNAUTHORIZED` error frame, and then the
+//! server closes the connection.
 
 pub mod protocol;
 
@@ -159,7 +162,7 @@ async fn connect(
         let user = state.authenticator.authenticate(token).await?;
         state
             .table
-            .connect(connection_id, &user.user, &now_rfc3339())
+            .connect(connection_id, &user.user, &user.session_id, &now_rfc3339())
             .await?;
         Ok(())
     }
@@ -217,11 +220,16 @@ async fn message(
 ) {
     if let Err(err) = route_frame(state, connection_id, body, is_base64).await {
         reply(state, connection_id, &err.to_frame()).await;
+        if err.closes
+            && let Err(err) = state.realtime.end(connection_id).await
+        {
+            tracing::warn!(error = %ErrorChain(&err), "connection not closed");
+        }
     }
 }
 
-/// Checks a frame in the contract's order (size, rate, JSON object,
-/// connection, action, fields) and carries out its action.
+/// Checks a frame in the contract's order (size, rate, connection, JSON
+/// object, action, fields) and carries out its action.
 async fn route_frame(
     state: &WsState,
     connection_id: &ConnectionId,
@@ -238,7 +246,8 @@ async fn route_frame(
     }
     // The frame is counted and its connection read at once: one round trip
     // before the action instead of two. The answer still puts the limit
-    // first, then the frame's own errors, then the connection.
+    // first, then the connection (a connection that may no longer act is
+    // closed whatever it sent), then the frame's own errors.
     let frame_key = format!("ws:{connection_id}");
     let (counted, connection) = tokio::join!(
         state.limiter.hit(&frame_key, state.frame_limit),
@@ -248,13 +257,15 @@ async fn route_frame(
         AppError::RateLimited { .. } => FrameError::new(err.code(), "Too many frames; slow down"),
         other => other.into(),
     })?;
+    let connection = connection.map_err(AppError::from)?.ok_or_else(|| {
+        FrameError::closing(AppError::Unauthorized(
+            "Connection is not registered; reconnect".into(),
+        ))
+    })?;
     if is_base64 {
         return Err(AppError::BadRequest("Frames must be JSON text".into()).into());
     }
     let object = json_object(body)?;
-    let connection = connection
-        .map_err(AppError::from)?
-        .ok_or_else(|| AppError::Unauthorized("Connection is not registered; reconnect".into()))?;
     match IncomingFrame::from_object(object)? {
         IncomingFrame::Ping => {
             reply(state, connection_id, &OutgoingFrame::Pong).await;

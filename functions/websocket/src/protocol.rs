@@ -92,6 +92,10 @@ pub fn json_object(body: &str) -> Result<Map<String, Value>, AppError> {
 pub struct FrameError {
     pub code: ErrorCode,
     pub message: String,
+    /// Whether the connection is closed after the error frame: only when
+    /// it may no longer act at all (its session ended), never for a bad
+    /// frame.
+    pub closes: bool,
 }
 
 impl FrameError {
@@ -99,6 +103,15 @@ impl FrameError {
         Self {
             code,
             message: message.into(),
+            closes: false,
+        }
+    }
+
+    /// An error after which the server closes the connection.
+    pub fn closing(err: AppError) -> Self {
+        Self {
+            closes: true,
+            ..Self::from(err)
         }
     }
 

@@ -594,7 +594,8 @@ impl Fixture {
     }
 }
 
-fn ws_context(connection_id: &str, route_key: &str, event_type: &str) -> Value {
+/// The `requestContext` of a WebSocket event of the benchmark's stage.
+pub fn ws_context(connection_id: &str, route_key: &str, event_type: &str) -> Value {
     let connected_at = chrono::Utc::now().timestamp_millis();
     crate::ws::request_context(
         STAGE,
@@ -607,8 +608,9 @@ fn ws_context(connection_id: &str, route_key: &str, event_type: &str) -> Value {
     )
 }
 
-/// A REST proxy event for `path` (matched by the template's `resource`).
-fn rest_event(
+/// A REST proxy event for `path` (matched by the template's `resource`),
+/// with `Authorization: Bearer <token>` when a token is given.
+pub fn rest_event(
     method: &str,
     resource: &str,
     path: &str,

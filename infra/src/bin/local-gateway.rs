@@ -28,7 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
     let (api_port, ws_port) = (port("API_PORT", 3000)?, port("WS_PORT", 3001)?);
     let sdk = aws::load_sdk_config().await;
-    let built = functions::build(&ProcessEnv, &sdk)?;
+    // Each function gets the process environment as far as the template
+    // gives it that variable.
+    let built = functions::build(&template, &ProcessEnv, &sdk)?;
 
     let rest_gateway = rest::RestGateway::new(&template, built.rest, rest::LOCAL_STAGE, cors)?;
     let ws_gateway = ws::WsGateway::new(

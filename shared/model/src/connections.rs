@@ -5,10 +5,12 @@
 //! Items (every one with a TTL just past API Gateway's 2-hour connection
 //! limit, so a lost `$disconnect` cannot leave a ghost for long; reads also
 //! skip expired items because TTL deletion lags):
-//! - `CONN#<id>` / `META`: the connection's user
+//! - `CONN#<id>` / `META`: the connection's user and session
 //! - `CONN#<id>` / `ROOM#<room>`, `CONN#<id>` / `DASHBOARD`: what to undo
 //! - `PRESENCE` / `CONN#<id>`: every live connection, for the counts
-//! - `USER#<uid>` / `CONN#<id>`: a user's connections, for notifications
+//! - `USER#<uid>` / `CONN#<id>`: a user's connections and their sessions,
+//!   for notifications and for closing the connections of a session that
+//!   ended
 //! - `ROOM#<room>` / `CONN#<id>`: a room's members
 //! - `DASHBOARD` / `CONN#<id>`: dashboard subscribers
 
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     clock::unix_now,
-    domain::{ConnectionId, Room, UserId},
+    domain::{ConnectionId, Room, SessionId, UserId},
     error::{StoreError, dynamo},
     keys::{
         self, CONNECTION_SK_PREFIX, DASHBOARD_PK, DASHBOARD_SK, Entity, META_SK, PK, PRESENCE_PK,
@@ -43,6 +45,11 @@ pub struct ConnectionItem {
     pub user_id: UserId,
     pub user_name: String,
     pub user_created_at: String,
+    /// The session whose access token opened the connection; the
+    /// connection ends with it. Absent on connections opened before
+    /// sessions were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
     pub connected_at: String,
     pub ttl: i64,
 }
@@ -53,7 +60,7 @@ impl ConnectionItem {
             id: self.user_id.to_string(),
             name: self.user_name.clone(),
             avatar_url: None,
-            created_at: self.user_created_at.clone(),
+            created_at: Some(self.user_created_at.clone()),
         }
     }
 }
@@ -68,7 +75,17 @@ struct RefItem {
     connection_id: ConnectionId,
     #[serde(default)]
     user_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_id: Option<SessionId>,
     ttl: i64,
+}
+
+/// One live connection of a user, and the session it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConnection {
+    pub connection_id: ConnectionId,
+    /// `None` for a connection opened before sessions were recorded.
+    pub session_id: Option<SessionId>,
 }
 
 /// The numbers of `dashboard.stats`.
@@ -104,6 +121,7 @@ fn ref_item(
         entity: entity.as_str().to_owned(),
         connection_id: connection_id.clone(),
         user_id: user_id.copied(),
+        session_id: None,
         ttl,
     }
 }
@@ -114,11 +132,13 @@ fn ref_item(
     reason = "called on the DynamoDB implementation, whose futures are Send; nothing is generic over it"
 )]
 pub trait Connections {
-    /// Records a new connection of `user`: one batch write.
+    /// Records a new connection of `user` in session `session`: one batch
+    /// write.
     async fn connect(
         &self,
         id: &ConnectionId,
         user: &UserItem,
+        session: &SessionId,
         connected_at: &str,
     ) -> Result<(), StoreError>;
     /// The connection's META item, if it is still live.
@@ -134,6 +154,11 @@ pub trait Connections {
     async fn dashboard_subscribers(&self) -> Result<Vec<ConnectionId>, StoreError>;
     /// A user's live connections.
     async fn user_connections(&self, user: &UserId) -> Result<Vec<ConnectionId>, StoreError>;
+    /// A user's live connections with the session each belongs to.
+    async fn user_connection_sessions(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<UserConnection>, StoreError>;
     /// Users online and live connections, from the presence partition.
     async fn stats(&self) -> Result<Stats, StoreError>;
 }
@@ -143,6 +168,7 @@ impl Connections for Table {
         &self,
         id: &ConnectionId,
         user: &UserItem,
+        session: &SessionId,
         connected_at: &str,
     ) -> Result<(), StoreError> {
         let ttl = expiry();
@@ -154,6 +180,7 @@ impl Connections for Table {
             user_id: user.id,
             user_name: user.name.to_string(),
             user_created_at: user.created_at.clone(),
+            session_id: Some(*session),
             connected_at: connected_at.to_owned(),
             ttl,
         };
@@ -167,14 +194,17 @@ impl Connections for Table {
                 Some(&user.id),
                 ttl,
             ))?,
-            to_item(&ref_item(
-                keys::user_pk(&user.id),
-                keys::connection_sk(id),
-                Entity::UserConnection,
-                id,
-                Some(&user.id),
-                ttl,
-            ))?,
+            to_item(&RefItem {
+                session_id: Some(*session),
+                ..ref_item(
+                    keys::user_pk(&user.id),
+                    keys::connection_sk(id),
+                    Entity::UserConnection,
+                    id,
+                    Some(&user.id),
+                    ttl,
+                )
+            })?,
         ];
         put_all(self, items).await
     }
@@ -304,6 +334,22 @@ impl Connections for Table {
         Ok(connection_ids(
             query(self, &keys::user_pk(user), Some(CONNECTION_SK_PREFIX), true).await?,
         ))
+    }
+
+    async fn user_connection_sessions(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<UserConnection>, StoreError> {
+        let items = query(self, &keys::user_pk(user), Some(CONNECTION_SK_PREFIX), true).await?;
+        let mut connections = Vec::with_capacity(items.len());
+        for item in items {
+            let pointer: RefItem = from_item(item)?;
+            connections.push(UserConnection {
+                connection_id: pointer.connection_id,
+                session_id: pointer.session_id,
+            });
+        }
+        Ok(connections)
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {

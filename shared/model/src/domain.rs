@@ -5,11 +5,14 @@
 //! stores take nothing else.
 //!
 //! Parsers return a `FieldError` naming the field, so a request body can
-//! collect every failure into one 422.
+//! collect every failure into one 422. The characters a text may hold are
+//! its `Charset`: one line of visible text for names and titles, running
+//! text for bodies and chat (tags and rooms are ASCII by their own rules).
 
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// The code of one entry of `errors[]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -145,21 +148,107 @@ pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), Fi
     Ok(())
 }
 
-/// Rejects NUL and other control characters except line breaks and tabs:
-/// they have no place in names or text and break downstream consumers.
-pub fn no_control_chars(field: &str, value: &str) -> Result<(), FieldError> {
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(FieldError::new(
+/// Which characters a text may hold. Both rules refuse the C0 and C1
+/// control characters (`char::is_control`: U+0000–001F, U+007F–009F, NEL
+/// U+0085 included; running text keeps tab, LF and CR): they break
+/// terminals, logs, CSV exports and the emails that quote a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charset {
+    /// Names and titles: one line of visible text. No control character
+    /// at all (tab and line breaks included), no line or paragraph
+    /// separator (U+2028, U+2029), and no format character (general
+    /// category Cf: bidi embeddings, overrides and isolates, zero-width
+    /// spaces and joiners, U+FEFF, word joiner, soft hyphen, tag
+    /// characters, …). A name or title is shown next to other people's
+    /// text, where an invisible character can impersonate another user or
+    /// reorder what follows it.
+    SingleLine,
+    /// Post bodies, comment bodies and chat text: line breaks (`\n`, `\r`)
+    /// and tabs are content here, other control characters are not. Of
+    /// the format characters only the explicit directional formatting
+    /// ones (U+202A–202E, U+2066–2069) are refused: an unterminated one
+    /// reorders everything displayed after it, beyond the text itself (the
+    /// rest of a list, of a notification or email that quotes the text),
+    /// and no keyboard types them. The other Cf characters stay allowed in
+    /// running text, where people do use them: zero-width joiners build
+    /// emoji sequences and Persian or Indic spelling, LRM/RLM mark the
+    /// direction of a single neutral character, soft hyphens and U+200B
+    /// hint line breaks.
+    MultiLine,
+}
+
+impl Charset {
+    /// The rule as a JSON Schema `pattern` for the OpenAPI document. It
+    /// is written for ECMA-262 with the `u` flag and for Python's `re`
+    /// (which schemathesis generates from) alike: `\uHHHH` escapes for
+    /// the BMP, the few format characters above it literally, since the
+    /// two dialects share no escape for them. A unit test checks it
+    /// against `allows` on every code point.
+    pub const fn pattern(self) -> &'static str {
+        match self {
+            Charset::SingleLine => SINGLE_LINE_PATTERN,
+            Charset::MultiLine => MULTI_LINE_PATTERN,
+        }
+    }
+
+    /// Whether `c` may appear anywhere in a text of this rule.
+    pub fn allows(self, c: char) -> bool {
+        match self {
+            Charset::SingleLine => {
+                !c.is_control()
+                    && !matches!(
+                        c.general_category(),
+                        GeneralCategory::Format
+                            | GeneralCategory::LineSeparator
+                            | GeneralCategory::ParagraphSeparator
+                    )
+            }
+            Charset::MultiLine => {
+                (!c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+                    && !is_directional_formatting(c)
+            }
+        }
+    }
+
+    /// `INVALID_FORMAT` on `field` when `value` holds a character the rule
+    /// refuses.
+    pub fn check(self, field: &str, value: &str) -> Result<(), FieldError> {
+        if value.chars().all(|c| self.allows(c)) {
+            return Ok(());
+        }
+        Err(FieldError::new(
             field,
             FieldCode::InvalidFormat,
-            "must not contain control characters",
-        ));
+            self.refusal(),
+        ))
     }
-    Ok(())
+
+    fn refusal(self) -> &'static str {
+        match self {
+            Charset::SingleLine => {
+                "must not contain control characters, line breaks, tabs or invisible formatting characters"
+            }
+            Charset::MultiLine => {
+                "must not contain control characters (other than line breaks and tabs) or bidirectional overrides"
+            }
+        }
+    }
 }
+
+/// The explicit directional formatting characters of UAX #9 (§2.1–2.4):
+/// LRE, RLE, PDF, LRO, RLO, then LRI, RLI, FSI, PDI. Written out because
+/// no general category singles them out (they share Cf with harmless
+/// characters), and the set is closed: UAX #9 defines exactly these.
+fn is_directional_formatting(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `Charset::SingleLine` as a pattern: Cc, then every Cf, Zl and Zp range.
+const SINGLE_LINE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u0600-\\u0605\\u061C\\u06DD\\u070F\\u0890\\u0891\\u08E2\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB\u{110BD}\u{110CD}\u{13430}-\u{1343F}\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0001}\u{E0020}-\u{E007F}]*$";
+
+/// `Charset::MultiLine` as a pattern: Cc less tab, LF and CR, then the
+/// directional formatting characters.
+const MULTI_LINE_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]*$";
 
 /// A trimmed, lower-cased email address of at most 254 characters. It
 /// reads back from an item without a check, as only `parse` ever made one:
@@ -258,16 +347,21 @@ impl Password {
     }
 }
 
-/// A display name of 2–100 characters after trimming.
+/// A display name of 2–100 characters after trimming, of
+/// `Charset::SingleLine`. It reads back from an item without a check, as
+/// `Email` does: names stored before a rule was tightened must still load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Name(String);
 
 impl Name {
+    pub const MIN_CHARS: usize = 2;
+    pub const MAX_CHARS: usize = 100;
+
     pub fn parse(field: &str, raw: String) -> Result<Self, FieldError> {
         let name = raw.trim();
-        length(field, name, 2, 100)?;
-        no_control_chars(field, name)?;
+        length(field, name, Self::MIN_CHARS, Self::MAX_CHARS)?;
+        Charset::SingleLine.check(field, name)?;
         Ok(Name(name.to_owned()))
     }
 
@@ -377,7 +471,9 @@ ulid_id!(
 );
 
 /// A string newtype whose parser is the only way in; it reads back from an
-/// item without a check, since only the parser ever wrote it.
+/// item without a check, since only the parser ever wrote it, and a rule
+/// tightened since (the text rules of `Charset`) must not turn what is
+/// stored into 500s.
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -429,6 +525,8 @@ checked_string!(
 
 impl Tag {
     pub const MAX_CHARS: usize = 30;
+    /// The characters of a tag as a JSON Schema `pattern` (lengths apart).
+    pub const PATTERN: &str = "^[a-z0-9-]*$";
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         length(field, raw, 1, Self::MAX_CHARS)?;
@@ -447,8 +545,8 @@ impl Tag {
 }
 
 checked_string!(
-    /// A post's title: 1–200 characters after trimming, no control
-    /// characters.
+    /// A post's title: 1–200 characters after trimming, of
+    /// `Charset::SingleLine`.
     Title
 );
 
@@ -458,13 +556,13 @@ impl Title {
     pub fn parse(field: &str, raw: String) -> Result<Self, FieldError> {
         let trimmed = raw.trim();
         length(field, trimmed, 1, Self::MAX_CHARS)?;
-        no_control_chars(field, trimmed)?;
+        Charset::SingleLine.check(field, trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 }
 
 /// A text of 1–`max` characters that is not only whitespace, kept as
-/// written (line breaks and tabs allowed, other control characters not).
+/// written, of `Charset::MultiLine`.
 fn text(field: &str, raw: String, max: usize) -> Result<String, FieldError> {
     if raw.trim().is_empty() {
         return Err(FieldError::new(
@@ -474,12 +572,12 @@ fn text(field: &str, raw: String, max: usize) -> Result<String, FieldError> {
         ));
     }
     length(field, &raw, 1, max)?;
-    no_control_chars(field, &raw)?;
+    Charset::MultiLine.check(field, &raw)?;
     Ok(raw)
 }
 
 checked_string!(
-    /// The body of a post: 1–20,000 characters.
+    /// The body of a post: 1–20,000 characters of `Charset::MultiLine`.
     PostBody
 );
 
@@ -492,7 +590,7 @@ impl PostBody {
 }
 
 checked_string!(
-    /// The body of a comment: 1–5,000 characters.
+    /// The body of a comment: 1–5,000 characters of `Charset::MultiLine`.
     CommentBody
 );
 
@@ -529,7 +627,8 @@ impl Room {
 }
 
 checked_string!(
-    /// A chat message: 1–2,000 characters, not only whitespace.
+    /// A chat message: 1–2,000 characters, not only whitespace, of
+    /// `Charset::MultiLine`.
     ChatText
 );
 
@@ -549,6 +648,13 @@ impl ChatText {
                 format!("text must be 1-{} characters", Self::MAX_CHARS),
             ));
         }
+        // A frame's error names no field, so the message does.
+        Charset::MultiLine
+            .check("text", raw)
+            .map_err(|err| FieldError {
+                message: format!("text {}", err.message),
+                ..err
+            })?;
         Ok(Self(raw.to_owned()))
     }
 }
@@ -889,6 +995,162 @@ mod tests {
             FieldCode::TooShort
         );
         assert_eq!(ChatText::parse("x").unwrap().as_str(), "x");
+    }
+
+    /// The code a text field answers for `c` between ordinary letters, so
+    /// that trimming cannot remove it: `None` when accepted.
+    fn verdicts(c: char) -> [(&'static str, Option<FieldCode>); 7] {
+        let text = format!("ab{c}cd");
+        let code = |result: Result<(), FieldError>| result.err().map(|e| e.code);
+        [
+            ("name", code(Name::parse("name", text.clone()).map(drop))),
+            ("title", code(Title::parse("title", text.clone()).map(drop))),
+            ("tag", code(Tag::parse("tag", &text).map(drop))),
+            ("room", code(Room::parse(&text).map(drop))),
+            (
+                "post body",
+                code(PostBody::parse("body", text.clone()).map(drop)),
+            ),
+            (
+                "comment body",
+                code(CommentBody::parse("body", text.clone()).map(drop)),
+            ),
+            ("chat text", code(ChatText::parse(&text).map(drop))),
+        ]
+    }
+
+    #[test]
+    fn each_text_field_refuses_the_characters_of_its_charset() {
+        const BAD: Option<FieldCode> = Some(FieldCode::InvalidFormat);
+        // name, title, tag, room, post body, comment body, chat text
+        let cases: [(char, [Option<FieldCode>; 7]); 15] = [
+            ('\t', [BAD, BAD, BAD, BAD, None, None, None]),
+            ('\n', [BAD, BAD, BAD, BAD, None, None, None]),
+            ('\r', [BAD, BAD, BAD, BAD, None, None, None]),
+            ('\u{0}', [BAD; 7]),
+            ('\u{7}', [BAD; 7]),
+            ('\u{7F}', [BAD; 7]),
+            ('\u{85}', [BAD; 7]),
+            ('\u{202E}', [BAD; 7]),
+            ('\u{202A}', [BAD; 7]),
+            ('\u{2066}', [BAD; 7]),
+            ('\u{2069}', [BAD; 7]),
+            ('\u{200B}', [BAD, BAD, BAD, BAD, None, None, None]),
+            ('\u{200D}', [BAD, BAD, BAD, BAD, None, None, None]),
+            ('\u{FEFF}', [BAD, BAD, BAD, BAD, None, None, None]),
+            ('\u{2028}', [BAD, BAD, BAD, BAD, None, None, None]),
+        ];
+        for (c, expected) in cases {
+            for ((field, got), want) in verdicts(c).into_iter().zip(expected) {
+                assert_eq!(got, want, "{field} with U+{:04X}", u32::from(c));
+            }
+        }
+        // Around the edges of the refused ranges: (character, allowed on
+        // one line, allowed in running text).
+        for (c, single, multi) in [
+            ('\u{A0}', true, true),
+            ('\u{2029}', false, true),
+            ('\u{2065}', true, true),
+            ('\u{206A}', false, true),
+            ('\u{E0041}', false, true),
+        ] {
+            assert_eq!(
+                (Charset::SingleLine.allows(c), Charset::MultiLine.allows(c)),
+                (single, multi),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_character_names_its_field_and_the_rule() {
+        let err = Title::parse("title", "a\tb".into()).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.code),
+            ("title", FieldCode::InvalidFormat)
+        );
+        assert!(err.message.contains("tabs"), "{}", err.message);
+        let err = CommentBody::parse("body", "a\u{7}b".into()).unwrap_err();
+        assert_eq!(err.field, "body");
+        assert!(
+            err.message.contains("control characters"),
+            "{}",
+            err.message
+        );
+        let err = ChatText::parse("a\u{202E}b").unwrap_err();
+        assert_eq!(err.code, FieldCode::InvalidFormat);
+        assert!(err.message.starts_with("text must not"), "{}", err.message);
+    }
+
+    #[test]
+    fn ordinary_text_in_any_script_is_accepted() {
+        for text in [
+            "José Núñez",
+            "李小龙",
+            "محمد",
+            "Ærøskøbing 🎉",
+            "O'Brien-Smith",
+        ] {
+            assert!(Name::parse("name", text.into()).is_ok(), "{text:?}");
+            assert!(Title::parse("title", text.into()).is_ok(), "{text:?}");
+            assert!(PostBody::parse("body", text.into()).is_ok(), "{text:?}");
+            assert!(ChatText::parse(text).is_ok(), "{text:?}");
+        }
+        // A ZWJ emoji sequence is running text's, not a name's.
+        let family = "👩\u{200D}💻 at work";
+        assert!(CommentBody::parse("body", family.into()).is_ok());
+        assert!(Name::parse("name", family.into()).is_err());
+        // Surrounding whitespace, tabs and newlines included, is trimmed
+        // off names and titles before the rule applies.
+        assert_eq!(
+            Name::parse("name", "\tAda\n".into()).unwrap().as_str(),
+            "Ada"
+        );
+    }
+
+    #[test]
+    fn the_openapi_patterns_agree_with_the_rules_on_every_code_point() {
+        for charset in [Charset::SingleLine, Charset::MultiLine] {
+            let pattern = regex_lite::Regex::new(charset.pattern()).unwrap();
+            let mut text = String::with_capacity(4);
+            for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+                text.clear();
+                text.push(c);
+                assert_eq!(
+                    pattern.is_match(&text),
+                    charset.allows(c),
+                    "{charset:?}: U+{:04X}",
+                    u32::from(c)
+                );
+            }
+            assert!(pattern.is_match("") && pattern.is_match("José 李"));
+        }
+    }
+
+    #[test]
+    fn the_tag_pattern_agrees_with_the_tag_rule() {
+        let pattern = regex_lite::Regex::new(Tag::PATTERN).unwrap();
+        for c in (0..0x3000).filter_map(char::from_u32) {
+            let tag = c.to_string();
+            assert_eq!(
+                pattern.is_match(&tag),
+                Tag::parse("tag", &tag).is_ok(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn stored_texts_read_back_without_the_rules() {
+        // Written before the rules were tightened: reading must not check.
+        let name: Name = serde_json::from_value(serde_json::json!("Al\tIce\u{202E}")).unwrap();
+        assert_eq!(name.as_str(), "Al\tIce\u{202E}");
+        let title: Title = serde_json::from_value(serde_json::json!("a\u{200B}\nb")).unwrap();
+        assert_eq!(title.as_str(), "a\u{200B}\nb");
+        let body: PostBody = serde_json::from_value(serde_json::json!("bell\u{7}")).unwrap();
+        assert_eq!(body.as_str(), "bell\u{7}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Condition {
     UserGone,
     /// The refresh token presented is no longer the session's.
     RefreshSuperseded,
+    /// A one-time token lost to a newer use (a later password reset), or
+    /// its user is gone.
+    TokenSuperseded,
     /// The post is gone.
     PostGone,
     /// The post's version is not the one the writer read.
@@ -38,6 +41,8 @@ pub enum Condition {
     NotificationGone,
     /// The upload is gone: missing, another owner's, or expired.
     UploadGone,
+    /// The user already holds `max` pending uploads, every slot there is.
+    TooManyPendingUploads { max: u64 },
     /// The idempotency key was recorded by a concurrent request first.
     Replayed,
     /// An item that must be new already exists (an id collision).

@@ -106,3 +106,75 @@ impl IdempotencyRecords for Table {
         Ok(record.filter(IdempotencyItem::is_live))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::PK;
+
+    /// docs/API.md: a key answers for 24 hours.
+    const DAY_SECS: i64 = 24 * 60 * 60;
+
+    fn record_key() -> RecordKey {
+        RecordKey::new(&UserId::new(), "create-post", "key-1")
+    }
+
+    fn record_with_ttl(ttl: i64) -> IdempotencyItem {
+        IdempotencyItem {
+            ttl,
+            ..IdempotencyItem::new(&record_key(), "hash".into(), "{}".into())
+        }
+    }
+
+    #[test]
+    fn a_new_record_expires_24_hours_after_it_was_made() {
+        let before = unix_now() as i64;
+        let record = IdempotencyItem::new(&record_key(), "hash".into(), "{\"id\":1}".into());
+        let after = unix_now() as i64;
+        assert!(
+            (before + DAY_SECS..=after + DAY_SECS).contains(&record.ttl),
+            "ttl {} made between {before} and {after}",
+            record.ttl
+        );
+        assert!(record.is_live());
+    }
+
+    #[test]
+    fn a_record_past_its_ttl_answers_for_nothing() {
+        let now = unix_now() as i64;
+        assert!(record_with_ttl(now + 60).is_live());
+        assert!(record_with_ttl(now + DAY_SECS).is_live());
+        assert!(!record_with_ttl(now - 60).is_live());
+        assert!(!record_with_ttl(0).is_live());
+    }
+
+    #[test]
+    fn the_record_is_written_with_its_ttl_and_may_replace_only_an_expired_one() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let table = Table::new(aws_sdk_dynamodb::Client::from_conf(config), "t");
+        let key = record_key();
+        let record = IdempotencyItem::new(&key, "hash".into(), "{}".into());
+        let before = unix_now();
+        let write = record.transact_put(&table).unwrap();
+        let after = unix_now();
+        let put = write.put().expect("a put");
+        assert_eq!(put.table_name(), "t");
+        let item = put.item();
+        assert_eq!(item[PK].as_s().unwrap(), &key.0);
+        assert_eq!(item[TTL].as_n().unwrap(), &record.ttl.to_string());
+        let condition = put.condition_expression().expect("a condition");
+        assert!(
+            condition.contains("attribute_not_exists(pk)"),
+            "{condition}"
+        );
+        assert_eq!(put.expression_attribute_names().unwrap()["#ttl"], TTL);
+        let now: u64 = put.expression_attribute_values().unwrap()[":now"]
+            .as_n()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((before..=after).contains(&now), "{now}");
+    }
+}

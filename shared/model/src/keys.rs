@@ -13,6 +13,7 @@
 //! | comment | `POST#<postId>` | `COMMENT#<id>` |
 //! | notification | `USER#<uid>` | `NOTIF#<id>` (`gsi2`, unread only: `UNREAD#<uid>` / `<id>`) |
 //! | upload | `UPLOAD#<id>` | `UPLOAD` |
+//! | a user's upload slots | `USER#<id>` | `UPLOADS` |
 //! | idempotency record | `IDEMP#<uid>#<scope>#<key>` | `IDEMP` |
 //! | rate-limit window | `RATE#<key>` | `W#<secs>#<index>` |
 //! | connection | `CONN#<id>` | `META`, `ROOM#<room>`, `DASHBOARD` |
@@ -20,6 +21,7 @@
 //! | a user's connection | `USER#<uid>` | `CONN#<id>` |
 //! | room member | `ROOM#<room>` | `CONN#<id>` |
 //! | dashboard subscriber | `DASHBOARD` | `CONN#<id>` |
+//! | active-admin counter | `ADMINS` | `COUNT` |
 
 use std::fmt::Display;
 
@@ -91,6 +93,7 @@ pub enum Entity {
     Comment,
     Notification,
     Upload,
+    UploadSlots,
     Idempotency,
     Connection,
     Presence,
@@ -99,10 +102,11 @@ pub enum Entity {
     ConnectionRoom,
     DashboardSubscriber,
     ConnectionDashboard,
+    AdminCount,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 17] = [
+    pub const ALL: [Entity; 19] = [
         Entity::User,
         Entity::Email,
         Entity::Session,
@@ -112,6 +116,7 @@ impl Entity {
         Entity::Comment,
         Entity::Notification,
         Entity::Upload,
+        Entity::UploadSlots,
         Entity::Idempotency,
         Entity::Connection,
         Entity::Presence,
@@ -120,6 +125,7 @@ impl Entity {
         Entity::ConnectionRoom,
         Entity::DashboardSubscriber,
         Entity::ConnectionDashboard,
+        Entity::AdminCount,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -133,6 +139,7 @@ impl Entity {
             Entity::Comment => "comment",
             Entity::Notification => "notification",
             Entity::Upload => "upload",
+            Entity::UploadSlots => "upload-slots",
             Entity::Idempotency => "idempotency",
             Entity::Connection => "connection",
             Entity::Presence => "presence",
@@ -141,6 +148,7 @@ impl Entity {
             Entity::ConnectionRoom => "connection-room",
             Entity::DashboardSubscriber => "dashboard-subscriber",
             Entity::ConnectionDashboard => "connection-dashboard",
+            Entity::AdminCount => "admin-count",
         }
     }
 
@@ -153,7 +161,10 @@ impl Entity {
     /// What the stream worker reacts to, by event: the template's
     /// `FilterCriteria` must let exactly these through (a test checks).
     pub const STREAMED_INSERTS: [Entity; 2] = [Entity::Notification, Entity::Presence];
-    pub const STREAMED_REMOVES: [Entity; 2] = [Entity::Post, Entity::Presence];
+    /// Changes that may end sessions: a session revoked, a user whose
+    /// sessions were cut (docs/API.md §7.5).
+    pub const STREAMED_MODIFIES: [Entity; 2] = [Entity::User, Entity::Session];
+    pub const STREAMED_REMOVES: [Entity; 3] = [Entity::Post, Entity::Upload, Entity::Presence];
 }
 
 const USER: &str = "USER#";
@@ -182,6 +193,9 @@ pub const PROFILE_SK: &str = "PROFILE";
 pub const EMAIL_SK: &str = "EMAIL";
 pub const POST_SK: &str = "POST";
 pub const UPLOAD_SK: &str = "UPLOAD";
+/// A user's upload slots: the ids of their pending uploads, under their
+/// `USER#<id>` partition.
+pub const UPLOAD_SLOTS_SK: &str = "UPLOADS";
 pub const IDEMPOTENCY_SK: &str = "IDEMP";
 pub const META_SK: &str = "META";
 pub const VERIFY_SK: &str = "VERIFY";
@@ -192,6 +206,10 @@ pub const PRESENCE_PK: &str = "PRESENCE";
 pub const DASHBOARD_PK: &str = "DASHBOARD";
 /// The connection's own marker that it watches the dashboard.
 pub const DASHBOARD_SK: &str = "DASHBOARD";
+/// The one item counting the active admins (`users::Users::admin_update`
+/// keeps it true).
+pub const ADMIN_COUNT_PK: &str = "ADMINS";
+pub const ADMIN_COUNT_SK: &str = "COUNT";
 
 pub fn user_pk(id: &UserId) -> String {
     prefixed(USER, id)

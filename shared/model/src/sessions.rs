@@ -20,6 +20,10 @@ use crate::{
     users::{EmailItem, UserItem},
 };
 
+/// The user attribute before which issued reset tokens are dead (epoch
+/// ms); only the reset reads and writes it, so `UserItem` does not carry it.
+const RESETS_VALID_AFTER: &str = "resetsValidAfter";
+
 /// Hex SHA-256 of a secret; what is stored instead of the secret.
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
@@ -114,6 +118,11 @@ pub struct TokenItem {
     /// Epoch seconds; checked on use, since TTL deletion can lag by hours.
     pub expires_at: i64,
     pub ttl: i64,
+    /// Epoch milliseconds. A reset token issued before the user's last
+    /// successful reset is dead (`Accounts::set_password`); tokens stored
+    /// before this field existed read as issued at 0.
+    #[serde(default)]
+    pub issued_at_ms: i64,
 }
 
 impl TokenItem {
@@ -126,6 +135,7 @@ impl TokenItem {
             user_id: *user_id,
             expires_at,
             ttl: expires_at,
+            issued_at_ms: crate::clock::unix_now_ms(),
         }
     }
 }
@@ -158,6 +168,13 @@ pub trait Accounts {
     ) -> Result<(), StoreError>;
     /// Marks one session revoked; a session already gone stays gone.
     async fn revoke_session(&self, user: &UserId, sid: &SessionId) -> Result<(), StoreError>;
+    /// Some of a user's sessions, strongly consistent, in one round trip
+    /// per 100; the ones that do not exist are absent.
+    async fn sessions(
+        &self,
+        user: &UserId,
+        sids: &[SessionId],
+    ) -> Result<Vec<SessionItem>, StoreError>;
     async fn put_token(&self, token: &TokenItem) -> Result<(), StoreError>;
     /// Deletes the token and returns it if it existed and had not expired.
     async fn consume_token(
@@ -167,11 +184,15 @@ pub trait Accounts {
     ) -> Result<Option<TokenItem>, StoreError>;
     /// `UserGone` if the user was deleted meanwhile.
     async fn mark_email_verified(&self, user: &UserId, now: &str) -> Result<(), StoreError>;
-    /// Sets a new password and kills every session created before
-    /// `valid_after_ms`; `UserGone` if the user was deleted meanwhile.
+    /// Sets a new password with the reset token `token` and kills every
+    /// session created, and every reset token issued, before
+    /// `valid_after_ms`: the conditional write makes the token's check and
+    /// the reset one step, so of two outstanding tokens only the first used
+    /// works. `TokenSuperseded` if a reset after the token's issue won, or
+    /// the user was deleted meanwhile.
     async fn set_password(
         &self,
-        user: &UserId,
+        token: &TokenItem,
         password_hash: &str,
         valid_after_ms: i64,
         now: &str,
@@ -264,6 +285,25 @@ impl Accounts for Table {
         }
     }
 
+    async fn sessions(
+        &self,
+        user: &UserId,
+        sids: &[SessionId],
+    ) -> Result<Vec<SessionItem>, StoreError> {
+        let mut unique: Vec<&SessionId> = sids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let keys = unique
+            .into_iter()
+            .map(|sid| SessionItem::key(user, sid))
+            .collect();
+        table::batch_get(self, keys, true)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
     async fn put_token(&self, token: &TokenItem) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -316,7 +356,7 @@ impl Accounts for Table {
 
     async fn set_password(
         &self,
-        user: &UserId,
+        token: &TokenItem,
         password_hash: &str,
         valid_after_ms: i64,
         now: &str,
@@ -324,18 +364,22 @@ impl Accounts for Table {
         self.client
             .update_item()
             .table_name(&self.name)
-            .set_key(Some(UserItem::key(user)))
+            .set_key(Some(UserItem::key(&token.user_id)))
             .update_expression(
-                "SET passwordHash = :hash, sessionsValidAfter = :after, updatedAt = :now",
+                "SET passwordHash = :hash, sessionsValidAfter = :after, #resets = :after, updatedAt = :now",
             )
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#resets) OR #resets <= :issued)",
+            )
+            .expression_attribute_names("#resets", RESETS_VALID_AFTER)
             .expression_attribute_values(":hash", AttributeValue::S(password_hash.to_owned()))
             .expression_attribute_values(":after", AttributeValue::N(valid_after_ms.to_string()))
+            .expression_attribute_values(":issued", AttributeValue::N(token.issued_at_ms.to_string()))
             .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))
+            .map_err(|err| dynamo(err).on_condition(Condition::TokenSuperseded))
     }
 }
 

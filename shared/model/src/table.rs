@@ -316,17 +316,31 @@ pub fn transact_update(
     condition: &str,
     values: Vec<(&str, AttributeValue)>,
 ) -> Result<TransactWriteItem, StoreError> {
+    let values = values
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    transact_update_named(table, key, expression, condition, HashMap::new(), values)
+}
+
+/// An update whose expressions name attributes through `#placeholders`
+/// (`names`), as one item of a write transaction: what an update of a
+/// reserved word (`role`, `status`) needs.
+pub fn transact_update_named(
+    table: &Table,
+    key: Item,
+    expression: &str,
+    condition: &str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+) -> Result<TransactWriteItem, StoreError> {
     let update = Update::builder()
         .table_name(&table.name)
         .set_key(Some(key))
         .update_expression(expression)
         .condition_expression(condition)
-        .set_expression_attribute_values(Some(
-            values
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), value))
-                .collect(),
-        ))
+        .set_expression_attribute_names((!names.is_empty()).then_some(names))
+        .set_expression_attribute_values(Some(values))
         .build()
         .map_err(build_error)?;
     Ok(TransactWriteItem::builder().update(update).build())

@@ -7,20 +7,193 @@
 //! user-supplied (the filename) is ever part of an S3 key. A pending upload
 //! carries a `ttl` so that one the client abandons goes away by itself. TTL
 //! deletion can lag by days, so an item past its `ttl` is treated as gone.
+//!
+//! A user holds at most `max` pending uploads. Each one holds a slot: its
+//! id in the string set `uploadIds` of the user's `upload-slots` item,
+//! added in the transaction that creates the upload, under the condition
+//! that the set is not full. A set rather than a count, because removing
+//! an id is idempotent: the stream worker frees the slot of a removed
+//! pending upload on a stream delivered at least once, and a redelivery
+//! must not free a second one. It also tells which uploads hold the slots,
+//! so a full set can be checked against them (`reclaim_slots`): an upload
+//! that expired frees its slot when it expires, not days later when TTL
+//! deletion gets to it, and a slot that ever leaked is found. Uploads
+//! created before the slots existed hold none, and releasing one is a
+//! no-op.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     clock::unix_now,
     domain::{FieldCode, FieldError, UploadId, UserId},
     error::{Condition, StoreError, dynamo},
-    keys::{Entity, TTL, UPLOAD_SK, upload_pk},
-    table::{Item, Table, from_item, key, to_item},
+    keys::{ENTITY, Entity, TTL, UPLOAD_SK, UPLOAD_SLOTS_SK, upload_pk, user_pk},
+    table::{Item, Table, batch_get, from_item, key, to_item, transact_put, transact_write},
 };
 
 fn upload_key(id: &UploadId) -> Item {
     key(upload_pk(id), UPLOAD_SK.into())
+}
+
+fn slots_key(owner: &UserId) -> Item {
+    key(user_pk(owner), UPLOAD_SLOTS_SK.into())
+}
+
+/// The string set of the slots item: the ids of the pending uploads.
+const SLOT_IDS: &str = "uploadIds";
+
+/// Adds the ids to the set (creating the item, named, on first use).
+const TAKE_SLOTS: &str = "SET #entity = :entity ADD #ids :ids";
+/// Only while the set holds fewer than `:max` ids.
+const NOT_FULL: &str = "attribute_not_exists(#ids) OR size(#ids) < :max";
+/// Removes the ids; an id not in the set is no change. The entity is set
+/// so that an item this creates (a user whose uploads predate the slots)
+/// is still a named one.
+const RELEASE_SLOTS: &str = "SET #entity = :entity DELETE #ids :ids";
+
+fn slot_names() -> HashMap<String, String> {
+    HashMap::from([
+        ("#entity".to_owned(), ENTITY.to_owned()),
+        ("#ids".to_owned(), SLOT_IDS.to_owned()),
+    ])
+}
+
+fn slot_values(ids: &[UploadId]) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            ":entity".to_owned(),
+            AttributeValue::S(Entity::UploadSlots.as_str().into()),
+        ),
+        (
+            ":ids".to_owned(),
+            AttributeValue::Ss(ids.iter().map(UploadId::to_string).collect()),
+        ),
+    ])
+}
+
+/// Takes a slot of `owner` for `id`, unless `max` are held: one item of
+/// the transaction that creates the upload.
+fn take_slot(
+    table: &Table,
+    owner: &UserId,
+    id: &UploadId,
+    max: u64,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut values = slot_values(&[*id]);
+    values.insert(":max".to_owned(), AttributeValue::N(max.to_string()));
+    let update = Update::builder()
+        .table_name(&table.name)
+        .set_key(Some(slots_key(owner)))
+        .update_expression(TAKE_SLOTS)
+        .condition_expression(NOT_FULL)
+        .set_expression_attribute_names(Some(slot_names()))
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .map_err(|err| StoreError::internal("building a transaction", err))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Frees the slot of `upload`: one item of the transaction that
+/// completes it.
+fn release_slot(table: &Table, upload: &UploadItem) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(&table.name)
+        .set_key(Some(slots_key(&upload.owner_id)))
+        .update_expression(RELEASE_SLOTS)
+        .set_expression_attribute_names(Some(slot_names()))
+        .set_expression_attribute_values(Some(slot_values(&[upload.id])))
+        .build()
+        .map_err(|err| StoreError::internal("building a transaction", err))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Frees the slots of `ids`, as its own write.
+async fn release_slots(table: &Table, owner: &UserId, ids: &[UploadId]) -> Result<(), StoreError> {
+    table
+        .client
+        .update_item()
+        .table_name(&table.name)
+        .set_key(Some(slots_key(owner)))
+        .update_expression(RELEASE_SLOTS)
+        .set_expression_attribute_names(Some(slot_names()))
+        .set_expression_attribute_values(Some(slot_values(ids)))
+        .send()
+        .await
+        .map_err(dynamo)?;
+    Ok(())
+}
+
+/// Names the failure of the creating transaction by position: the slot
+/// (0) is the cap, the upload's own put (1) an id collision.
+fn name_creation(failed: &[usize], max: u64) -> Option<Condition> {
+    match failed {
+        [0, ..] => Some(Condition::TooManyPendingUploads { max }),
+        [1] => Some(Condition::AlreadyExists),
+        _ => None,
+    }
+}
+
+/// Whether `upload` can still be completed at `now`, as `owned_upload`
+/// and the condition of `mark_upload_ready` see it: what holds a slot.
+fn holds_slot(upload: &UploadItem, owner: &UserId, now: i64) -> bool {
+    upload.owner_id == *owner
+        && upload.status == UploadStatus::Pending
+        && upload.ttl.is_none_or(|ttl| ttl > now)
+}
+
+/// The slots of `held` whose upload no longer holds one: gone, ready, or
+/// expired. An expired upload can never be completed, so its slot is free
+/// for good even while its item waits for TTL deletion.
+fn dead_slots(
+    held: &[UploadId],
+    uploads: &[UploadItem],
+    owner: &UserId,
+    now: i64,
+) -> Vec<UploadId> {
+    held.iter()
+        .filter(|id| {
+            !uploads
+                .iter()
+                .any(|upload| upload.id == **id && holds_slot(upload, owner, now))
+        })
+        .copied()
+        .collect()
+}
+
+/// Frees the slots of `owner` that no live pending upload holds; how many.
+/// Run only when the set is full, so it costs the common path nothing.
+async fn reclaim_slots(table: &Table, owner: &UserId, now: i64) -> Result<usize, StoreError> {
+    let output = table
+        .client
+        .get_item()
+        .table_name(&table.name)
+        .set_key(Some(slots_key(owner)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(dynamo)?;
+    let held: Vec<UploadId> = match output.item.as_ref().and_then(|item| item.get(SLOT_IDS)) {
+        Some(AttributeValue::Ss(ids)) => ids
+            .iter()
+            .map(|id| id.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|err| StoreError::internal("reading upload slots", err))?,
+        _ => return Ok(0),
+    };
+    let keys = held.iter().map(upload_key).collect();
+    let uploads: Vec<UploadItem> = batch_get(table, keys, true)
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect::<Result<_, _>>()?;
+    let dead = dead_slots(&held, &uploads, owner, now);
+    if !dead.is_empty() {
+        release_slots(table, owner, &dead).await?;
+    }
+    Ok(dead.len())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -153,9 +326,12 @@ impl From<&UploadItem> for UploadResponse {
 pub trait Uploads {
     /// Any upload by id.
     async fn upload(&self, id: &UploadId) -> Result<Option<UploadItem>, StoreError>;
-    /// Stores a new pending upload; its id is fresh, and the condition only
-    /// guards against overwriting one should that ever not hold.
-    async fn put_pending_upload(&self, upload: &UploadItem) -> Result<(), StoreError>;
+    /// Stores a new pending upload with the slot it takes, of the `max` its
+    /// owner has; all taken is `TooManyPendingUploads`, once the slots of
+    /// uploads that expired meanwhile are freed (`reclaim_slots`). Its id is
+    /// fresh; the put's condition only guards against overwriting one
+    /// should that ever not hold.
+    async fn put_pending_upload(&self, upload: &UploadItem, max: u64) -> Result<(), StoreError>;
     /// `owner`'s upload `id`, unless expired; another user's reads as none.
     async fn owned_upload(
         &self,
@@ -163,14 +339,20 @@ pub trait Uploads {
         owner: &UserId,
         now: i64,
     ) -> Result<Option<UploadItem>, StoreError>;
-    /// Marks an upload ready and drops its `ttl`. The condition repeats the
-    /// checks of `owned_upload`, so an upload that expired or vanished in
-    /// between is `UploadGone` rather than being brought back.
+    /// Marks an upload ready and drops its `ttl`, freeing its slot in the
+    /// same transaction. The condition repeats the checks of
+    /// `owned_upload`, so an upload that expired or vanished in between is
+    /// `UploadGone` rather than being brought back. Two completions at
+    /// once both succeed, and free the one slot once.
     async fn mark_upload_ready(
         &self,
         upload: &UploadItem,
         now: i64,
     ) -> Result<UploadItem, StoreError>;
+    /// Frees the slot of a pending upload whose item was removed (the
+    /// stream worker, on its `REMOVE`). Idempotent: a redelivered record,
+    /// or an upload that held no slot, changes nothing.
+    async fn release_upload_slot(&self, upload: &UploadItem) -> Result<(), StoreError>;
 }
 
 impl Uploads for Table {
@@ -187,16 +369,24 @@ impl Uploads for Table {
         output.item.map(from_item).transpose()
     }
 
-    async fn put_pending_upload(&self, upload: &UploadItem) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(to_item(upload)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
+    async fn put_pending_upload(&self, upload: &UploadItem, max: u64) -> Result<(), StoreError> {
+        let items = vec![
+            take_slot(self, &upload.owner_id, &upload.id, max)?,
+            transact_put(self, to_item(upload)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        let name = |failed: &[usize]| name_creation(failed, max);
+        let full = match transact_write(self, items.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure.named(name),
+        };
+        if !full.is(Condition::TooManyPendingUploads { max })
+            || reclaim_slots(self, &upload.owner_id, unix_now() as i64).await? == 0
+        {
+            return Err(full);
+        }
+        transact_write(self, items)
             .await
-            .map_err(dynamo)?;
-        Ok(())
+            .map_err(|failure| failure.named(name))
     }
 
     async fn owned_upload(
@@ -217,9 +407,7 @@ impl Uploads for Table {
         upload: &UploadItem,
         now: i64,
     ) -> Result<UploadItem, StoreError> {
-        let output = self
-            .client
-            .update_item()
+        let ready = Update::builder()
             .table_name(&self.name)
             .set_key(Some(upload_key(&upload.id)))
             .update_expression("SET #status = :ready REMOVE #ttl")
@@ -232,17 +420,26 @@ impl Uploads for Table {
             .expression_attribute_values(":ready", AttributeValue::S(READY.into()))
             .expression_attribute_values(":owner", AttributeValue::S(upload.owner_id.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|err| dynamo(err).on_condition(Condition::UploadGone))?;
-        let item = output.attributes.ok_or_else(|| {
-            StoreError::internal(
-                "marking an upload ready",
-                "UpdateItem with ALL_NEW returned no attributes",
-            )
+            .build()
+            .map_err(|err| StoreError::internal("building a transaction", err))?;
+        let items = vec![
+            TransactWriteItem::builder().update(ready).build(),
+            release_slot(self, upload)?,
+        ];
+        transact_write(self, items).await.map_err(|failure| {
+            failure.named(|failed| (failed == [0]).then_some(Condition::UploadGone))
         })?;
-        from_item(item)
+        // A transaction returns no item; the condition held, so the stored
+        // one is the one read with these two changes.
+        Ok(UploadItem {
+            status: UploadStatus::Ready,
+            ttl: None,
+            ..upload.clone()
+        })
+    }
+
+    async fn release_upload_slot(&self, upload: &UploadItem) -> Result<(), StoreError> {
+        release_slots(self, &upload.owner_id, &[upload.id]).await
     }
 }
 
@@ -305,6 +502,47 @@ mod tests {
             (PENDING_TTL_SECS..=PENDING_TTL_SECS + 1).contains(&ttl),
             "{ttl}"
         );
+    }
+
+    #[test]
+    fn a_failed_creation_is_named_by_the_item_that_failed() {
+        let full = Some(Condition::TooManyPendingUploads { max: 20 });
+        assert_eq!(name_creation(&[0], 20), full);
+        assert_eq!(name_creation(&[0, 1], 20), full);
+        assert_eq!(name_creation(&[1], 20), Some(Condition::AlreadyExists));
+        assert_eq!(name_creation(&[2], 20), None);
+    }
+
+    #[test]
+    fn only_a_live_pending_upload_of_its_owner_holds_a_slot() {
+        let owner: UserId = "01J0000000000000000000000A".parse().unwrap();
+        let file = DeclaredFile {
+            filename: "cat.png".into(),
+            content_type: "image/png".into(),
+            size: 3,
+            purpose: Purpose::Avatar,
+        };
+        let upload = |ttl: i64, status: UploadStatus| UploadItem {
+            ttl: Some(ttl),
+            status,
+            ..UploadItem::pending(UploadId::new(), owner, file.clone(), "t".into())
+        };
+        let now = 1_000;
+        let live = upload(now + 1, UploadStatus::Pending);
+        let expired = upload(now, UploadStatus::Pending);
+        let ready = upload(now + 1, UploadStatus::Ready);
+        let others = UploadItem {
+            owner_id: UserId::new(),
+            ..upload(now + 1, UploadStatus::Pending)
+        };
+        let gone = UploadId::new();
+        let held = [live.id, expired.id, ready.id, others.id, gone];
+        let found = [live.clone(), expired.clone(), ready.clone(), others.clone()];
+        assert_eq!(
+            dead_slots(&held, &found, &owner, now),
+            [expired.id, ready.id, others.id, gone]
+        );
+        assert!(dead_slots(&[live.id], &found, &owner, now).is_empty());
     }
 
     #[test]

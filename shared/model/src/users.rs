@@ -5,19 +5,34 @@
 //! The admin list reads the `gsi1` partition `USERS` (sort key: the user's
 //! ULID, so newest first is a reverse query). User writes are single
 //! conditional `UpdateItem`s returning the new item: one round trip.
+//!
+//! There is always an admin: the active admins are counted in one item
+//! (`ADMINS`/`COUNT`), changed in the same transaction as every write that
+//! makes a user an active admin or stops one being it, and never below one.
+//! So two admins demoting each other at the same moment cannot leave none:
+//! the second transaction finds the count at one. A table whose admins
+//! predate the counter has them counted, once, by the first such change.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::{
+    operation::update_item::UpdateItemError,
+    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Select},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     clock::unix_now_ms,
     domain::{Email, Name, Role, SessionId, UserId, UserStatus},
-    error::{Condition, StoreError, dynamo},
-    keys::{self, EMAIL_SK, Entity, GSI1PK, Index, PROFILE_SK, SK, USERS_INDEX_PK},
+    error::{Condition, StoreError, TransactionFailure, dynamo},
+    keys::{
+        self, ADMIN_COUNT_PK, ADMIN_COUNT_SK, EMAIL_SK, Entity, GSI1PK, Index, PROFILE_SK, SK,
+        USERS_INDEX_PK,
+    },
     sessions::SessionItem,
-    table::{self, Item, Page, Partition, Table, from_item, key},
+    table::{
+        self, Item, Page, Partition, Table, from_item, key, transact_update, transact_update_named,
+    },
 };
 
 /// The stored user.
@@ -98,7 +113,7 @@ impl UserItem {
             id: self.id.to_string(),
             name: self.name.to_string(),
             avatar_url,
-            created_at: self.created_at.clone(),
+            created_at: Some(self.created_at.clone()),
         }
     }
 }
@@ -154,17 +169,22 @@ pub struct PublicUser {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
-    pub created_at: String,
+    /// When the account was created; absent on the deleted-user placeholder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 impl PublicUser {
-    /// An author whose item is gone; their content still shows.
+    /// The author of a deleted account's posts and comments, or of an
+    /// author whose item is gone: their content still shows, they do not.
+    /// No `createdAt`, rather than an empty string that is no RFC 3339
+    /// time.
     pub fn deleted(id: &UserId) -> Self {
         PublicUser {
             id: id.to_string(),
             name: "Deleted user".into(),
             avatar_url: None,
-            created_at: String::new(),
+            created_at: None,
         }
     }
 }
@@ -174,6 +194,59 @@ impl PublicUser {
 pub struct AdminChange {
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
+}
+
+/// Whether a user with `role` and `status` is one the admin counter counts.
+fn is_active_admin(role: Role, status: UserStatus) -> bool {
+    role == Role::Admin && status == UserStatus::Active
+}
+
+/// Every role and status a user can have, for `AdminChange::counted_states`.
+const ROLES: [Role; 2] = [Role::User, Role::Admin];
+const STATUSES: [UserStatus; 3] = [
+    UserStatus::Active,
+    UserStatus::Suspended,
+    UserStatus::Deleted,
+];
+
+impl AdminChange {
+    /// Whether applying this to a user with `role` and `status` makes them
+    /// an active admin, or stops them being one.
+    fn moves_the_count(self, role: Role, status: UserStatus) -> bool {
+        let after = (self.role.unwrap_or(role), self.status.unwrap_or(status));
+        is_active_admin(role, status) != is_active_admin(after.0, after.1)
+    }
+
+    /// The roles and statuses from which this change moves the count: a
+    /// user in any other state can be written without touching it.
+    fn counted_states(self) -> Vec<(Role, UserStatus)> {
+        ROLES
+            .into_iter()
+            .flat_map(|role| STATUSES.into_iter().map(move |status| (role, status)))
+            .filter(|(role, status)| self.moves_the_count(*role, *status))
+            .collect()
+    }
+}
+
+/// The attribute of the admin counter holding the count.
+const ACTIVE_ADMINS: &str = "activeAdmins";
+
+fn admin_count_key() -> Item {
+    key(ADMIN_COUNT_PK.into(), ADMIN_COUNT_SK.into())
+}
+
+/// A change that moves the admin count loses its pass when another write
+/// of the same user's role or status lands first; each pass learns their
+/// state anew, so only a user changed over and over runs out of passes.
+const ADMIN_UPDATE_ATTEMPTS: usize = 5;
+
+/// How a write that moves the admin count ended, short of an error.
+enum CountedWrite {
+    Done(Box<UserItem>),
+    /// The user's role or status was no longer what the write assumed.
+    Stale,
+    /// The table has no counter (any more): its admins are to be counted.
+    Uncounted,
 }
 
 /// Reading and changing users.
@@ -203,14 +276,18 @@ pub trait Users {
         now: &str,
     ) -> Result<UserItem, StoreError>;
     /// Sets role and status; leaving `active` also ends every session.
+    /// The active-admin count moves in the same transaction when the user
+    /// becomes or stops being an active admin: `LastAdmin` when that would
+    /// leave no active admin, `UserGone` when there is no such user.
     async fn admin_update(
         &self,
         id: &UserId,
         change: AdminChange,
         now: &str,
     ) -> Result<UserItem, StoreError>;
-    /// `LastAdmin` when no active admin other than `except` exists.
-    async fn ensure_another_admin(&self, except: &UserId) -> Result<(), StoreError>;
+    /// The number of active admins, strongly consistent; `None` until a
+    /// first change of an admin has counted them.
+    async fn active_admins(&self) -> Result<Option<u64>, StoreError>;
     /// One page of users, newest first.
     async fn list_users(&self, page: Page) -> Result<(Vec<UserItem>, Option<Item>), StoreError>;
 }
@@ -232,28 +309,274 @@ impl Assignments {
     }
 
     fn set(&mut self, attribute: &str, value: AttributeValue) {
-        let name = format!("#{attribute}");
-        let placeholder = format!(":{attribute}");
+        let name = self.name(attribute);
+        let placeholder = self.value(&format!(":{attribute}"), value);
         self.sets.push(format!("{name} = {placeholder}"));
-        self.names.insert(name, attribute.to_owned());
-        self.values.insert(placeholder, value);
     }
 
-    async fn apply(self, table: &Table, id: &UserId) -> Result<UserItem, StoreError> {
-        let output = table
+    /// `#attribute`, for a condition on an attribute (maybe not assigned).
+    fn name(&mut self, attribute: &str) -> String {
+        let name = format!("#{attribute}");
+        self.names.insert(name.clone(), attribute.to_owned());
+        name
+    }
+
+    /// `placeholder`, bound to `value`.
+    fn value(&mut self, placeholder: &str, value: AttributeValue) -> String {
+        self.values.insert(placeholder.to_owned(), value);
+        placeholder.to_owned()
+    }
+
+    fn expression(&self) -> String {
+        format!("SET {}", self.sets.join(", "))
+    }
+
+    /// Sets the user's role and status as `change` says, and the
+    /// timestamps that go with them: `updatedAt`, and `sessionsValidAfter`
+    /// when the user leaves `active`, which it also returns.
+    fn admin_change(change: AdminChange, now: &str) -> (Self, Option<i64>) {
+        let mut assignments = Assignments::new();
+        let mut sessions_valid_after = None;
+        if let Some(role) = change.role {
+            assignments.set("role", AttributeValue::S(role.as_str().to_owned()));
+        }
+        if let Some(status) = change.status {
+            assignments.set("status", AttributeValue::S(status.as_str().to_owned()));
+            if status != UserStatus::Active {
+                let after = unix_now_ms() + 1;
+                assignments.set("sessionsValidAfter", AttributeValue::N(after.to_string()));
+                sessions_valid_after = Some(after);
+            }
+        }
+        assignments.set("updatedAt", AttributeValue::S(now.to_owned()));
+        (assignments, sessions_valid_after)
+    }
+
+    /// One `UpdateItem` of the existing user if `condition` also holds:
+    /// the new item, or (`Err`) the item as it was when the condition
+    /// failed, `None` when there is no such user.
+    async fn apply_if(
+        self,
+        table: &Table,
+        id: &UserId,
+        condition: Option<String>,
+    ) -> Result<Result<UserItem, Option<UserItem>>, StoreError> {
+        let condition = match condition {
+            Some(condition) => format!("attribute_exists(pk) AND ({condition})"),
+            None => "attribute_exists(pk)".to_owned(),
+        };
+        let result = table
             .client
             .update_item()
             .table_name(&table.name)
             .set_key(Some(UserItem::key(id)))
-            .update_expression(format!("SET {}", self.sets.join(", ")))
-            .condition_expression("attribute_exists(pk)")
+            .update_expression(self.expression())
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(self.names))
             .set_expression_attribute_values(Some(self.values))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))?;
-        from_item(output.attributes.unwrap_or_default())
+            .await;
+        match result {
+            Ok(output) => Ok(Ok(from_item(output.attributes.unwrap_or_default())?)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Err(failed.item().cloned().map(from_item).transpose()?))
+                }
+                _ => Err(dynamo(err)),
+            },
+        }
+    }
+
+    /// The update of an existing user; `UserGone` when there is none.
+    async fn apply(self, table: &Table, id: &UserId) -> Result<UserItem, StoreError> {
+        self.apply_if(table, id, None)
+            .await?
+            .map_err(|_| StoreError::Condition(Condition::UserGone))
+    }
+}
+
+impl Table {
+    /// `change`, in one `UpdateItem`, if it does not move the admin count
+    /// from the user's state at the moment of the write (whatever that
+    /// is: nothing is read first); else (`Err`) the user as they are, whose
+    /// change must move the count with it, or `None` for no such user.
+    async fn admin_update_uncounted(
+        &self,
+        id: &UserId,
+        change: AdminChange,
+        now: &str,
+    ) -> Result<Result<UserItem, Option<UserItem>>, StoreError> {
+        let (mut assignments, _) = Assignments::admin_change(change, now);
+        let counted = change.counted_states();
+        let condition = if counted.is_empty() {
+            None
+        } else {
+            let role = assignments.name("role");
+            let status = assignments.name("status");
+            let states: Vec<String> = counted
+                .into_iter()
+                .map(|(is_role, is_status)| {
+                    let is_role = assignments.value(
+                        &format!(":is_{}", is_role.as_str()),
+                        AttributeValue::S(is_role.as_str().to_owned()),
+                    );
+                    let is_status = assignments.value(
+                        &format!(":is_{}", is_status.as_str()),
+                        AttributeValue::S(is_status.as_str().to_owned()),
+                    );
+                    format!("{role} = {is_role} AND {status} = {is_status}")
+                })
+                .collect();
+            // DynamoDB refuses doubled parentheses, so one state has none
+            // of its own.
+            Some(match states.as_slice() {
+                [state] => format!("NOT ({state})"),
+                _ => format!("NOT (({}))", states.join(") OR (")),
+            })
+        };
+        assignments.apply_if(self, id, condition).await
+    }
+
+    /// `change` of `user`, which moves the admin count, in one transaction
+    /// with the count: the user's write holds only if their role and
+    /// status are still `user`'s, the count's only if the table has one and
+    /// (when an active admin stops being one) it stays above zero.
+    async fn admin_update_counted(
+        &self,
+        user: &UserItem,
+        change: AdminChange,
+        now: &str,
+    ) -> Result<CountedWrite, StoreError> {
+        let (mut assignments, sessions_valid_after) = Assignments::admin_change(change, now);
+        let role = assignments.name("role");
+        let status = assignments.name("status");
+        let was_role =
+            assignments.value(":wasRole", AttributeValue::S(user.role.as_str().to_owned()));
+        let was_status = assignments.value(
+            ":wasStatus",
+            AttributeValue::S(user.status.as_str().to_owned()),
+        );
+        let user_write = transact_update_named(
+            self,
+            UserItem::key(&user.id),
+            &assignments.expression(),
+            &format!("{role} = {was_role} AND {status} = {was_status}"),
+            assignments.names,
+            assignments.values,
+        )?;
+        let demotes = is_active_admin(user.role, user.status);
+        let one = || AttributeValue::N("1".into());
+        let count_write = if demotes {
+            transact_update(
+                self,
+                admin_count_key(),
+                &format!("ADD {ACTIVE_ADMINS} :minusOne"),
+                &format!("{ACTIVE_ADMINS} > :one"),
+                vec![
+                    (":minusOne", AttributeValue::N("-1".into())),
+                    (":one", one()),
+                ],
+            )?
+        } else {
+            transact_update(
+                self,
+                admin_count_key(),
+                &format!("ADD {ACTIVE_ADMINS} :one"),
+                "attribute_exists(pk)",
+                vec![(":one", one())],
+            )?
+        };
+        match table::transact_write(self, vec![user_write, count_write]).await {
+            Ok(()) => {
+                // A transaction returns no item: the user is the one read,
+                // changed as written (an edit of their profile made in
+                // between would show on the next read, not here).
+                let mut updated = user.clone();
+                updated.role = change.role.unwrap_or(user.role);
+                updated.status = change.status.unwrap_or(user.status);
+                updated.updated_at = now.to_owned();
+                if let Some(after) = sessions_valid_after {
+                    updated.sessions_valid_after = after;
+                }
+                Ok(CountedWrite::Done(Box::new(updated)))
+            }
+            Err(TransactionFailure::Conditions(failed)) if failed.contains(&0) => {
+                Ok(CountedWrite::Stale)
+            }
+            // Only the count's condition failed: it would fall to zero (a
+            // race with another admin leaving), or it is gone.
+            Err(TransactionFailure::Conditions(_)) => {
+                if demotes && self.active_admins().await?.is_some() {
+                    Err(StoreError::Condition(Condition::LastAdmin))
+                } else {
+                    Ok(CountedWrite::Uncounted)
+                }
+            }
+            Err(other) => Err(other.named(|_| None)),
+        }
+    }
+
+    /// Creates the admin counter from the users as they are, unless it
+    /// exists. Until it does, no write that moves the count can commit (each
+    /// needs the counter), so the users counted cannot change under the
+    /// count; of two processes counting at once, the first to write wins and
+    /// the other's equal count is dropped. One filtered Query of the users
+    /// partition per 1 MB of it, once in the life of a table.
+    async fn count_admins(&self) -> Result<(), StoreError> {
+        let mut admins: u64 = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .index_name(Index::Gsi1.name())
+                .key_condition_expression(format!("{GSI1PK} = :users"))
+                .filter_expression("#role = :admin AND #status = :active")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
+                .expression_attribute_values(
+                    ":admin",
+                    AttributeValue::S(Role::Admin.as_str().into()),
+                )
+                .expression_attribute_values(
+                    ":active",
+                    AttributeValue::S(UserStatus::Active.as_str().into()),
+                )
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            admins += u64::try_from(output.count).unwrap_or(0);
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let created = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(admin_count_key()))
+            .update_expression(format!("SET {ACTIVE_ADMINS} = :admins, #entity = :entity"))
+            .condition_expression("attribute_not_exists(pk)")
+            .expression_attribute_names("#entity", keys::ENTITY)
+            .expression_attribute_values(":admins", AttributeValue::N(admins.to_string()))
+            .expression_attribute_values(
+                ":entity",
+                AttributeValue::S(Entity::AdminCount.as_str().into()),
+            )
+            .send()
+            .await;
+        match created.map_err(dynamo) {
+            Ok(_) => Ok(()),
+            Err(err) if err.is(Condition::AlreadyExists) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 }
 
@@ -348,56 +671,67 @@ impl Users for Table {
         change: AdminChange,
         now: &str,
     ) -> Result<UserItem, StoreError> {
-        let mut assignments = Assignments::new();
-        if let Some(role) = change.role {
-            assignments.set("role", AttributeValue::S(role.as_str().to_owned()));
-        }
-        if let Some(status) = change.status {
-            assignments.set("status", AttributeValue::S(status.as_str().to_owned()));
-            if status != UserStatus::Active {
-                let after = unix_now_ms() + 1;
-                assignments.set("sessionsValidAfter", AttributeValue::N(after.to_string()));
+        for _ in 0..ADMIN_UPDATE_ATTEMPTS {
+            // The count is read alongside, for the change that moves it: so
+            // the transaction is sent only when it should commit. (A
+            // cancelled one costs nothing on DynamoDB, but the emulator
+            // then restores a copy of the whole table, which detaches its
+            // stream from the local poller.)
+            let (uncounted, count) = tokio::join!(
+                self.admin_update_uncounted(id, change, now),
+                self.active_admins()
+            );
+            let user = match uncounted? {
+                Ok(updated) => return Ok(updated),
+                Err(Some(user)) => user,
+                Err(None) => return Err(StoreError::Condition(Condition::UserGone)),
+            };
+            let count = match count? {
+                Some(count) => count,
+                None => {
+                    self.count_admins().await?;
+                    self.active_admins().await?.unwrap_or_default()
+                }
+            };
+            if is_active_admin(user.role, user.status) && count <= 1 {
+                return Err(StoreError::Condition(Condition::LastAdmin));
+            }
+            match self.admin_update_counted(&user, change, now).await? {
+                CountedWrite::Done(updated) => return Ok(*updated),
+                // Learn their state anew, and the count's.
+                CountedWrite::Stale | CountedWrite::Uncounted => {}
             }
         }
-        assignments.set("updatedAt", AttributeValue::S(now.to_owned()));
-        assignments.apply(self, id).await
+        Err(StoreError::Throttled {
+            service: "dynamodb",
+            source: "the user kept changing under an admin update".into(),
+        })
     }
 
-    async fn ensure_another_admin(&self, except: &UserId) -> Result<(), StoreError> {
-        // Admin changes are rare, so reading the users partition with a
-        // filter is fine.
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .index_name(Index::Gsi1.name())
-                .key_condition_expression(format!("{GSI1PK} = :users"))
-                .filter_expression("#role = :admin AND #status = :active AND id <> :me")
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
-                .expression_attribute_values(
-                    ":admin",
-                    AttributeValue::S(Role::Admin.as_str().into()),
-                )
-                .expression_attribute_values(
-                    ":active",
-                    AttributeValue::S(UserStatus::Active.as_str().into()),
-                )
-                .expression_attribute_values(":me", AttributeValue::S(except.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            if output.count > 0 {
-                return Ok(());
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Err(StoreError::Condition(Condition::LastAdmin)),
-            }
+    async fn active_admins(&self) -> Result<Option<u64>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(admin_count_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        match output
+            .item
+            .as_ref()
+            .and_then(|item| item.get(ACTIVE_ADMINS))
+        {
+            None => Ok(None),
+            Some(AttributeValue::N(count)) => count
+                .parse()
+                .map(Some)
+                .map_err(|err| StoreError::internal("reading the admin count", err)),
+            Some(other) => Err(StoreError::internal(
+                "reading the admin count",
+                format!("not a number: {other:?}"),
+            )),
         }
     }
 
@@ -414,5 +748,73 @@ impl Users for Table {
             .map(from_item)
             .collect::<Result<Vec<UserItem>, _>>()?;
         Ok((users, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(role: Option<Role>, status: Option<UserStatus>) -> AdminChange {
+        AdminChange { role, status }
+    }
+
+    #[test]
+    fn every_role_and_status_is_enumerated() {
+        // A new variant breaks these matches: list it in ROLES or STATUSES.
+        let listed = |role: Role| match role {
+            Role::User | Role::Admin => ROLES.contains(&role),
+        };
+        assert!(listed(Role::User) && listed(Role::Admin));
+        let listed = |status: UserStatus| match status {
+            UserStatus::Active | UserStatus::Suspended | UserStatus::Deleted => {
+                STATUSES.contains(&status)
+            }
+        };
+        assert!(
+            listed(UserStatus::Active)
+                && listed(UserStatus::Suspended)
+                && listed(UserStatus::Deleted)
+        );
+    }
+
+    #[test]
+    fn only_active_admins_are_counted() {
+        assert!(is_active_admin(Role::Admin, UserStatus::Active));
+        assert!(!is_active_admin(Role::Admin, UserStatus::Suspended));
+        assert!(!is_active_admin(Role::Admin, UserStatus::Deleted));
+        assert!(!is_active_admin(Role::User, UserStatus::Active));
+    }
+
+    #[test]
+    fn a_change_moves_the_count_from_exactly_the_states_it_turns_into_or_out_of_an_active_admin() {
+        use Role::{Admin, User};
+        use UserStatus::{Active, Deleted, Suspended};
+        let cases = [
+            (change(None, None), vec![]),
+            (change(Some(User), None), vec![(Admin, Active)]),
+            (change(None, Some(Suspended)), vec![(Admin, Active)]),
+            (change(None, Some(Deleted)), vec![(Admin, Active)]),
+            (change(Some(User), Some(Active)), vec![(Admin, Active)]),
+            (change(Some(Admin), Some(Suspended)), vec![(Admin, Active)]),
+            (change(Some(Admin), None), vec![(User, Active)]),
+            (
+                change(None, Some(Active)),
+                vec![(Admin, Suspended), (Admin, Deleted)],
+            ),
+            (
+                change(Some(Admin), Some(Active)),
+                vec![
+                    (User, Active),
+                    (User, Suspended),
+                    (User, Deleted),
+                    (Admin, Suspended),
+                    (Admin, Deleted),
+                ],
+            ),
+        ];
+        for (change, expected) in cases {
+            assert_eq!(change.counted_states(), expected, "{change:?}");
+        }
     }
 }

@@ -182,3 +182,49 @@ fn every_entity_written_before_is_still_named() {
         assert!(Entity::parse(name).is_some(), "{name}");
     }
 }
+
+/// Texts written before the text rules of `domain::Charset` refused tabs,
+/// line breaks, bidi overrides and zero-width characters in names and
+/// titles, and control characters in bodies: reading checks nothing, so
+/// such items load and show as stored instead of failing every read.
+#[test]
+fn texts_written_before_the_text_rules_still_read() {
+    let name = "Al\tIce\u{202E}\u{200B}";
+    let user: UserItem = from_item(stored(json!({
+        "pk": format!("USER#{USER}"), "sk": "PROFILE", "gsi1pk": "USERS", "gsi1sk": USER,
+        "entity": "user", "id": USER, "name": name, "email": "al@example.com",
+        "passwordHash": "h", "role": "user", "status": "active", "emailVerified": false,
+        "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"
+    })))
+    .unwrap();
+    assert_eq!(user.name.as_str(), name);
+    assert_eq!(user.to_public(None).name, name);
+
+    let post: PostItem = from_item(stored(json!({
+        "pk": format!("POST#{POST}"), "sk": "POST", "gsi1pk": "FEED#2", "gsi1sk": POST,
+        "gsi2pk": format!("AUTHOR#{USER}"), "gsi2sk": POST, "entity": "post", "id": POST,
+        "authorId": USER, "title": "Tab\there\nand \u{2066}isolate", "body": "bell\u{7} \u{202E}",
+        "tags": [], "commentCount": 0, "version": 1,
+        "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"
+    })))
+    .unwrap();
+    assert_eq!(post.title.as_str(), "Tab\there\nand \u{2066}isolate");
+    assert_eq!(post.body.as_str(), "bell\u{7} \u{202E}");
+
+    let comment: CommentItem = from_item(stored(json!({
+        "pk": format!("POST#{POST}"), "sk": format!("COMMENT#{COMMENT}"), "entity": "comment",
+        "id": COMMENT, "postId": POST, "authorId": OTHER, "body": "\u{0}nul\u{85}",
+        "createdAt": "2026-01-01T00:00:00.000Z"
+    })))
+    .unwrap();
+    assert_eq!(comment.body.as_str(), "\u{0}nul\u{85}");
+
+    let notification: NotificationItem = from_item(stored(json!({
+        "pk": format!("USER#{USER}"), "sk": format!("NOTIF#{COMMENT}"), "entity": "notification",
+        "id": COMMENT, "userId": USER, "type": "comment", "title": "New comment on your post",
+        "body": format!("{name} commented"), "data": {"postId": POST, "actorName": name},
+        "read": true, "createdAt": "2026-01-01T00:00:00.000Z"
+    })))
+    .unwrap();
+    assert_eq!(notification.to_response().data["actorName"], name);
+}

@@ -265,4 +265,120 @@ mod tests {
             );
         }
     }
+
+    use crate::config::JwtConfig;
+    use model::domain::{Email, Name};
+
+    /// Keys and a table handle that is never sent a request: the tests
+    /// below stop before the store (an extractor's cached user, the
+    /// in-memory token checks).
+    fn authenticator() -> Authenticator {
+        let jwt = JwtKeys::new(&JwtConfig {
+            secret: secrecy::SecretString::from("0123456789abcdef0123456789abcdef".to_owned()),
+            issuer: "social-api".into(),
+            audience: "social-app".into(),
+            access_ttl: std::time::Duration::from_secs(900),
+            refresh_ttl: std::time::Duration::from_secs(3600),
+        });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let table = Table::new(aws_sdk_dynamodb::Client::from_conf(config), "t");
+        Authenticator::new(jwt, table)
+    }
+
+    fn user_item(role: Role, status: UserStatus) -> UserItem {
+        let name = Name::parse("name", "Ada Lovelace".into()).unwrap();
+        let email = Email::parse("email", "ada@example.com".into()).unwrap();
+        let now = model::clock::now_rfc3339();
+        UserItem {
+            role,
+            status,
+            ..UserItem::new(UserId::new(), name, email, "hash".into(), now)
+        }
+    }
+
+    fn auth_user(role: Role) -> AuthUser {
+        let user = user_item(role, UserStatus::Active);
+        let session_id = SessionId::new();
+        let claims = authenticator()
+            .jwt
+            .issue(&user.id, role, &session_id, TokenType::Access)
+            .unwrap()
+            .claims;
+        AuthUser {
+            user,
+            session_id,
+            claims,
+        }
+    }
+
+    #[test]
+    fn only_an_active_user_may_act() {
+        assert!(ensure_active(&user_item(Role::User, UserStatus::Active)).is_ok());
+        assert!(matches!(
+            ensure_active(&user_item(Role::Admin, UserStatus::Suspended)),
+            Err(AppError::Forbidden(_))
+        ));
+        assert!(matches!(
+            ensure_active(&user_item(Role::User, UserStatus::Deleted)),
+            Err(AppError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn an_auth_user_is_the_stored_user_and_its_current_role() {
+        let user = auth_user(Role::User);
+        assert_eq!(user.id(), &user.user.id);
+        assert!(!user.is_admin());
+        assert!(auth_user(Role::Admin).is_admin());
+    }
+
+    /// A request whose `AuthUser` an earlier extractor already resolved.
+    fn parts_with(user: &AuthUser) -> Parts {
+        let mut parts = parts(None);
+        parts.extensions.insert(user.clone());
+        parts
+    }
+
+    #[tokio::test]
+    async fn the_admin_extractor_takes_admins_only() {
+        let state = authenticator();
+        let admin = auth_user(Role::Admin);
+        let AdminUser(extracted) = AdminUser::from_request_parts(&mut parts_with(&admin), &state)
+            .await
+            .unwrap();
+        assert_eq!(extracted.user.id, admin.user.id);
+        assert_eq!(extracted.claims, admin.claims);
+
+        let user = auth_user(Role::User);
+        let refused = AdminUser::from_request_parts(&mut parts_with(&user), &state).await;
+        assert!(
+            matches!(refused, Err(AppError::Forbidden(_))),
+            "{refused:?}"
+        );
+        let extracted = AuthUser::from_request_parts(&mut parts_with(&user), &state)
+            .await
+            .unwrap();
+        assert_eq!(extracted.session_id, user.session_id);
+    }
+
+    #[tokio::test]
+    async fn a_pending_auth_holds_only_a_verified_access_token() {
+        let state = authenticator();
+        let user = user_item(Role::User, UserStatus::Active);
+        let sid = SessionId::new();
+        let issue = |typ| state.jwt.issue(&user.id, Role::User, &sid, typ).unwrap();
+        let access = issue(TokenType::Access);
+        let bearer = |token: &str| parts(Some(&format!("Bearer {token}")));
+        let pending = PendingAuth::from_request_parts(&mut bearer(&access.token), &state)
+            .await
+            .unwrap();
+        assert_eq!(pending.claims, access.claims);
+        let refresh = issue(TokenType::Refresh).token;
+        for mut refused in [parts(None), bearer(&refresh), bearer("not-a-token")] {
+            let result = PendingAuth::from_request_parts(&mut refused, &state).await;
+            assert!(matches!(result, Err(AppError::Unauthorized(_))));
+        }
+    }
 }

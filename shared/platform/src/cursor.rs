@@ -202,4 +202,46 @@ mod tests {
             .unwrap();
         assert!(is_bad_request(codec().decode("posts", &other)));
     }
+
+    /// A genuine cursor whose length is the first reachable one at least
+    /// `len` (base64 skips some lengths), padded through a key value.
+    fn signed_cursor_of_len_at_least(len: usize) -> (String, HashMap<String, AttributeValue>) {
+        (0..2 * len)
+            .map(|pad| {
+                let key = HashMap::from([("pk".to_owned(), AttributeValue::S("p".repeat(pad)))]);
+                (codec().encode("posts", Some(&key)).unwrap().unwrap(), key)
+            })
+            .find(|(cursor, _)| cursor.len() >= len)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_signed_cursor_is_accepted_up_to_the_length_bound_and_refused_past_it() {
+        let (at_bound, key) = signed_cursor_of_len_at_least(MAX_CURSOR_LEN);
+        assert_eq!(at_bound.len(), MAX_CURSOR_LEN);
+        assert_eq!(codec().decode("posts", &at_bound).unwrap(), Cursor(key));
+        let (over, _) = signed_cursor_of_len_at_least(MAX_CURSOR_LEN + 1);
+        assert!(over.len() > MAX_CURSOR_LEN);
+        assert!(
+            is_bad_request(codec().decode("posts", &over)),
+            "{}",
+            over.len()
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let codec = codec();
+        let printed = format!("{codec:?}");
+        assert!(printed.starts_with("CursorCodec"), "{printed}");
+        let bytes = format!("{:?}", codec.key);
+        let hex: String = codec.key.iter().map(|b| format!("{b:02x}")).collect();
+        for key in [
+            bytes.trim_matches(['[', ']']),
+            &hex,
+            &URL_SAFE_NO_PAD.encode(&codec.key),
+        ] {
+            assert!(!printed.contains(key), "{printed}");
+        }
+    }
 }

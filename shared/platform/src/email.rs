@@ -2,6 +2,12 @@
 //!
 //! A failed send never fails the request that caused it (docs/API.md §8):
 //! `send_or_log` logs the failure with its cause and returns.
+//!
+//! No log line shows an email's text, at any level and locally too: the
+//! verification and reset emails hold a one-time token, and whoever reads
+//! the logs must not be able to take over an account with it. Under `make
+//! dev` the emulator keeps every email sent (docs/ARCHITECTURE.md says
+//! where to read them), which is the local way to get a token.
 
 use std::time::Duration;
 
@@ -38,12 +44,15 @@ impl EmailConfig {
 }
 
 /// One plain-text email.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutgoingEmail {
     pub to: String,
     pub subject: String,
     pub text: String,
 }
+
+// Its text may hold a one-time token.
+crate::redacted_debug!(OutgoingEmail);
 
 #[derive(Debug, Clone)]
 pub struct Mailer {

@@ -280,6 +280,7 @@ impl From<Condition> for AppError {
             Condition::RefreshSuperseded => AppError::Unauthorized(message(
                 "Refresh token was already used; the session has been revoked",
             )),
+            Condition::TokenSuperseded => AppError::BadRequest(message("Invalid or expired token")),
             Condition::PostGone => AppError::NotFound(message("Post not found")),
             Condition::PostChanged => AppError::Conflict(message(
                 "The post was changed by someone else; reload it and retry",
@@ -287,6 +288,11 @@ impl From<Condition> for AppError {
             Condition::CommentGone => AppError::NotFound(message("Comment not found")),
             Condition::NotificationGone => AppError::NotFound(message("Notification not found")),
             Condition::UploadGone => AppError::NotFound(message("Upload not found")),
+            Condition::TooManyPendingUploads { max } => AppError::Conflict(format!(
+                "You already have {max} pending uploads, the most allowed; complete one, \
+                 or wait for one to expire ({} hours after it was requested), to free a slot",
+                model::uploads::PENDING_TTL_SECS / 3600
+            )),
             Condition::Replayed => AppError::Conflict(message(
                 "A request with this Idempotency-Key is already being processed",
             )),
@@ -418,6 +424,12 @@ mod tests {
         assert_eq!(status(StoreError::Condition(Condition::PostGone)), 404);
         assert_eq!(status(StoreError::Condition(Condition::EmailTaken)), 409);
         assert_eq!(status(StoreError::Condition(Condition::Replayed)), 409);
+        let full = AppError::from(Condition::TooManyPendingUploads { max: 20 });
+        assert_eq!(full.code(), ErrorCode::Conflict);
+        let message = full.public_message();
+        for says in ["20 pending uploads", "complete one", "expire", "24 hours"] {
+            assert!(message.contains(says), "{says:?} in {message}");
+        }
         assert_eq!(
             status(StoreError::Condition(Condition::RefreshSuperseded)),
             401

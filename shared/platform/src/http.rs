@@ -336,6 +336,10 @@ async fn request_context(mut request: Request, next: Next) -> Response {
         path: path.clone(),
         method: method.clone(),
     };
+    // At debug a request also marks its start, so one that never ends (a
+    // dependency hanging) still shows. The method and path only: headers
+    // and bodies may hold secrets.
+    span.in_scope(|| tracing::debug!(method = %method, path = %path, "request started"));
     let mut response = envelope::scope(info, next.run(request))
         .instrument(span.clone())
         .await;

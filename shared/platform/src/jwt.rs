@@ -43,11 +43,14 @@ pub struct Claims {
 }
 
 /// A signed token and when it stops working.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedToken {
     pub token: String,
     pub claims: Claims,
 }
+
+// The token is a bearer credential.
+crate::redacted_debug!(IssuedToken);
 
 /// Keys and rules, built once at cold start.
 #[derive(Clone)]
@@ -91,10 +94,6 @@ impl JwtKeys {
 
     pub fn access_ttl(&self) -> Duration {
         self.access_ttl
-    }
-
-    pub fn refresh_ttl(&self) -> Duration {
-        self.refresh_ttl
     }
 
     /// Signs a token of `typ` for `sub` in session `sid`.
@@ -329,5 +328,44 @@ mod tests {
         )
         .unwrap();
         assert!(unauthorized(keys().verify(&token, TokenType::Access)).contains("malformed"));
+    }
+
+    #[test]
+    fn each_token_type_lives_for_its_configured_ttl() {
+        let mut config = config(SECRET, "social-app");
+        config.access_ttl = Duration::from_secs(123);
+        config.refresh_ttl = Duration::from_secs(4567);
+        let keys = JwtKeys::new(&config);
+        assert_eq!(keys.access_ttl(), config.access_ttl);
+        for (typ, ttl) in [
+            (TokenType::Access, config.access_ttl),
+            (TokenType::Refresh, config.refresh_ttl),
+        ] {
+            let before = unix_now();
+            let issued = keys.issue(&user(), Role::User, &sid(), typ).unwrap();
+            let after = unix_now();
+            let claims = keys.verify(&issued.token, typ).unwrap();
+            assert_eq!(claims, issued.claims, "{typ:?}");
+            assert!((before..=after).contains(&claims.iat), "{typ:?}");
+            assert_eq!(claims.nbf, claims.iat, "{typ:?}");
+            assert_eq!(claims.exp, claims.iat + ttl.as_secs(), "{typ:?}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_issuer_and_audience_but_never_the_secret() {
+        let printed = format!("{:?}", keys());
+        assert!(printed.starts_with("JwtKeys"), "{printed}");
+        assert!(printed.contains("social-api"), "{printed}");
+        assert!(printed.contains("social-app"), "{printed}");
+        let bytes = format!("{:?}", SECRET.as_bytes());
+        for secret in [
+            SECRET.to_owned(),
+            bytes.trim_matches(['[', ']']).to_owned(),
+            URL_SAFE_NO_PAD.encode(SECRET),
+            base64::engine::general_purpose::STANDARD.encode(SECRET),
+        ] {
+            assert!(!printed.contains(&secret), "{printed}");
+        }
     }
 }

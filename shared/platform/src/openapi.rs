@@ -16,10 +16,12 @@ use utoipa::{
         RefOr, Required, ResponseBuilder, Schema,
         path::{OperationBuilder, ParameterBuilder, ParameterIn},
         request_body::RequestBodyBuilder,
-        schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Type},
+        schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type},
         security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
     },
 };
+
+use model::domain::{Charset, CommentBody, Name, PostBody, Title};
 
 use crate::{
     envelope::API_VERSION,
@@ -34,6 +36,45 @@ fn string() -> ObjectBuilder {
 
 fn schema_ref(name: &str) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(name))
+}
+
+/// A text field of a request body as sent (`null` counts as missing):
+/// its length in characters and its `Charset` as a `pattern`, taken from
+/// the parser's own constants so that the document cannot drift from the
+/// rule, and generated data the fuzzer means as valid is valid.
+fn text(charset: Charset, min_chars: usize, max_chars: usize) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(min_chars))
+        .max_length(Some(max_chars))
+        .pattern(Some(charset.pattern()))
+        .into()
+}
+
+/// `schema_with` of a user's `name`.
+pub fn name_text() -> Schema {
+    text(Charset::SingleLine, Name::MIN_CHARS, Name::MAX_CHARS)
+}
+
+/// `schema_with` of a post's `title`.
+pub fn title_text() -> Schema {
+    text(Charset::SingleLine, 1, Title::MAX_CHARS)
+}
+
+/// `schema_with` of a post's `body`.
+pub fn post_body_text() -> Schema {
+    text(Charset::MultiLine, 1, PostBody::MAX_CHARS)
+}
+
+/// `schema_with` of an upload's `filename` (at most `max_chars`, the
+/// uploads function's bound).
+pub fn filename_text(max_chars: usize) -> Schema {
+    text(Charset::SingleLine, 1, max_chars)
+}
+
+/// `schema_with` of a comment's `body`.
+pub fn comment_body_text() -> Schema {
+    text(Charset::MultiLine, 1, CommentBody::MAX_CHARS)
 }
 
 /// `meta` of every response.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use model::{
     Table,
-    ratelimit::{RateWindows, WindowCount},
+    ratelimit::{RateWindows, Window, WindowCount},
 };
 
 use crate::{
@@ -64,6 +64,8 @@ pub struct RateLimitConfig {
     pub login_failures_per_email: Limit,
     /// `RATE_LIMIT_FORGOT_PASSWORD`: reset requests per client IP.
     pub forgot_password_per_ip: Limit,
+    /// `RATE_LIMIT_FORGOT_PASSWORD_EMAIL`: reset requests per email.
+    pub forgot_password_per_email: Limit,
     /// `RATE_LIMIT_DEFAULT`: every other route, per user (or IP when anonymous).
     pub default: Limit,
 }
@@ -74,6 +76,7 @@ impl Default for RateLimitConfig {
             login_per_ip: Limit::per(10, 60),
             login_failures_per_email: Limit::per(5, 15 * 60),
             forgot_password_per_ip: Limit::per(10, 60),
+            forgot_password_per_email: Limit::per(3, 3600),
             default: Limit::per(600, 60),
         }
     }
@@ -93,6 +96,11 @@ impl RateLimitConfig {
                 source,
                 "RATE_LIMIT_FORGOT_PASSWORD",
                 defaults.forgot_password_per_ip,
+            )?,
+            forgot_password_per_email: Limit::from_source(
+                source,
+                "RATE_LIMIT_FORGOT_PASSWORD_EMAIL",
+                defaults.forgot_password_per_email,
             )?,
             default: Limit::from_source(source, "RATE_LIMIT_DEFAULT", defaults.default)?,
         })
@@ -114,6 +122,15 @@ impl RateStatus {
             retry_after_secs: self.reset_after_secs.max(1),
         }
     }
+}
+
+/// A slot taken from a key's window, until it is given back or the
+/// window ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a slot that is not kept is given back"]
+pub struct Slot {
+    key: String,
+    window: Window,
 }
 
 /// Counts hits per key in the table.
@@ -144,20 +161,35 @@ impl RateLimiter {
         Ok(status(limit, counted))
     }
 
-    /// Counts one hit without refusing: for counters checked elsewhere
-    /// (failed logins are counted after the fact, checked before).
-    pub async fn record(&self, key: &str, limit: Limit) -> Result<RateStatus, AppError> {
-        Ok(status(limit, self.add(key, limit).await?))
+    /// Takes one of `key`'s slots in the current window before the thing
+    /// it limits is tried, or refuses with 429 when none is left. Taking
+    /// is one conditional write, so N concurrent attempts get at most
+    /// `limit.max` slots whatever their timing; an attempt that turns out
+    /// not to count gives its slot back (`give_back`).
+    pub async fn take(&self, key: &str, limit: Limit) -> Result<Slot, AppError> {
+        let max = u64::from(limit.max);
+        match self
+            .table
+            .take_slot(key, limit.window.as_secs(), max)
+            .await?
+        {
+            Ok(window) => Ok(Slot {
+                key: key.to_owned(),
+                window,
+            }),
+            Err(window) => Err(AppError::RateLimited {
+                retry_after_secs: window.reset_after_secs.max(1),
+            }),
+        }
     }
 
-    /// Refuses when `key` has used up its window, without counting a hit.
-    pub async fn check(&self, key: &str, limit: Limit) -> Result<RateStatus, AppError> {
-        let counted = self.table.window_count(key, limit.window.as_secs()).await?;
-        let current = status(limit, counted);
-        if counted.count >= limit.max as u64 {
-            return Err(current.exceeded());
+    /// Returns a slot to the window it was taken from. A slot that cannot
+    /// be returned only makes the limit stricter until its window ends, so
+    /// the failure is logged rather than failing a request that succeeded.
+    pub async fn give_back(&self, slot: Slot) {
+        if let Err(err) = self.table.return_slot(&slot.key, slot.window).await {
+            tracing::warn!(error = %crate::error::ErrorChain(&err), "rate-limit slot not given back");
         }
-        Ok(current)
     }
 
     async fn add(&self, key: &str, limit: Limit) -> Result<WindowCount, AppError> {
@@ -203,5 +235,30 @@ mod tests {
         assert_eq!(status(Limit::per(10, 60), counted(12)).remaining, 0);
         assert_eq!(status(Limit::per(10, 60), counted(3)).remaining, 7);
         assert_eq!(status(Limit::per(10, 60), counted(3)).reset_after_secs, 5);
+    }
+
+    #[test]
+    fn retry_after_is_the_time_to_the_window_end_and_never_zero() {
+        for reset_after_secs in [0, 1, 2, 37, 900] {
+            let refused = RateStatus {
+                limit: 10,
+                remaining: 0,
+                reset_after_secs,
+            }
+            .exceeded();
+            let AppError::RateLimited { retry_after_secs } = refused else {
+                panic!("expected 429, got {refused:?}");
+            };
+            assert_eq!(retry_after_secs, reset_after_secs.max(1));
+            let response = axum::response::IntoResponse::into_response(refused);
+            assert_eq!(response.status(), http::StatusCode::TOO_MANY_REQUESTS);
+            let header: u64 = response.headers()[http::header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(header, retry_after_secs);
+            assert!(header >= 1);
+        }
     }
 }

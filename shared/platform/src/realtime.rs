@@ -126,6 +126,32 @@ impl Realtime {
         }
     }
 
+    /// Ends a connection from the server's side: its items go (so no
+    /// frame is served and no push reaches it) and the management API
+    /// closes the socket, both at once. A peer already gone is no error;
+    /// API Gateway then runs `$disconnect`, which finds nothing left.
+    pub async fn end(&self, connection_id: &ConnectionId) -> Result<(), AppError> {
+        let (removed, closed) = tokio::join!(
+            self.table.disconnect(connection_id),
+            self.management
+                .delete_connection()
+                .connection_id(connection_id.as_str())
+                .send(),
+        );
+        removed?;
+        match closed {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_gone_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(model::error::translate("apigateway", err).into()),
+        }
+    }
+
     /// Pushes a frame to many connections at once. Failures are logged, not
     /// returned: one bad peer must not stop the others' delivery.
     pub async fn fan_out(
@@ -197,7 +223,7 @@ mod tests {
             id: USER.into(),
             name: "Alice".into(),
             avatar_url: None,
-            created_at: AT.into(),
+            created_at: Some(AT.into()),
         }
     }
 
