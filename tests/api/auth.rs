@@ -675,7 +675,12 @@ async fn concurrent_logins(app: &TestApp, email: &str, password: &str, n: usize)
 
 #[tokio::test]
 async fn concurrent_wrong_passwords_are_checked_at_most_the_limit() {
-    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "5/900")]).await;
+    // The IP's own limit is out of the way: what refuses must be the slots.
+    let app = TestApp::spawn_with(&[
+        ("RATE_LIMIT_LOGIN_FAILURES", "5/3600"),
+        ("RATE_LIMIT_LOGIN", "1000/60"),
+    ])
+    .await;
     let session = app.signed_up_user().await;
     let mut statuses = concurrent_logins(&app, &session.email, "wrong-password-1", 10).await;
     statuses.sort_unstable();
@@ -687,7 +692,7 @@ async fn concurrent_wrong_passwords_are_checked_at_most_the_limit() {
 
 #[tokio::test]
 async fn a_successful_login_gives_its_slot_back() {
-    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "3/900")]).await;
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_LOGIN_FAILURES", "3/3600")]).await;
     let session = app.signed_up_user().await;
     for _ in 0..2 {
         let response = app.post_login(&session.email, "wrong-password-1").await;
@@ -816,7 +821,7 @@ async fn two_concurrent_resets_with_two_tokens_change_the_password_once() {
 
 #[tokio::test]
 async fn a_session_cannot_be_refreshed_past_its_max_age() {
-    let app = TestApp::spawn_with(&[("SESSION_MAX_AGE_SECS", "3")]).await;
+    let app = TestApp::spawn_with(&[("SESSION_MAX_AGE_SECS", "4")]).await;
     let session = app.signed_up_user().await;
     let started = std::time::Instant::now();
     let mut refresh_token = session.refresh_token.clone();
@@ -827,7 +832,7 @@ async fn a_session_cannot_be_refreshed_past_its_max_age() {
         refresh_token = body["data"]["refreshToken"].as_str().unwrap().to_owned();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tokio::time::sleep(Duration::from_millis(3100).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(4100).saturating_sub(started.elapsed())).await;
     // …and stops at its end, however fresh the token.
     let response = app.post_refresh(&refresh_token).await;
     let body = assert_envelope(&response, 401, Some("UNAUTHORIZED"));
@@ -843,8 +848,8 @@ async fn a_session_cannot_be_refreshed_past_its_max_age() {
 #[tokio::test]
 async fn a_login_refused_per_ip_uses_no_failure_slot() {
     let app = TestApp::spawn_with(&[
-        ("RATE_LIMIT_LOGIN", "1/60"),
-        ("RATE_LIMIT_LOGIN_FAILURES", "5/900"),
+        ("RATE_LIMIT_LOGIN", "1/3600"),
+        ("RATE_LIMIT_LOGIN_FAILURES", "5/3600"),
     ])
     .await;
     let session = app.signed_up_user().await;

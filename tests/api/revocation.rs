@@ -269,3 +269,58 @@ async fn a_notification_is_not_pushed_to_a_closed_session() {
         .unwrap();
     assert_eq!(left.len(), 1);
 }
+
+#[tokio::test]
+async fn a_connection_is_recorded_only_while_its_session_lives() {
+    use model::{
+        domain::{SessionId, UserId},
+        sessions::Accounts,
+        users::Users,
+    };
+    let app = TestApp::spawn().await;
+    let table = model::Table::new(app.dynamodb.clone(), app.storage.table_name.clone());
+    let session = app.signed_up_user().await;
+    let user_id: UserId = session.id.parse().unwrap();
+    let other = app.logged_in(&session.email, PASSWORD).await;
+    let sid_of = |token: &str| -> SessionId {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["sid"].as_str().unwrap().parse().unwrap()
+    };
+    let connection = |n: u32| ConnectionId::parse(&format!("guard{n}=")).unwrap();
+    let seen = table.user(&user_id).await.unwrap().unwrap();
+
+    // As the handshake saw it, the session is alive: recorded.
+    table
+        .connect(&connection(1), &seen, &sid_of(&session.access_token), "t")
+        .await
+        .unwrap();
+
+    // The session was revoked after the handshake's read: refused.
+    logout(&app, &other).await;
+    let err = table
+        .connect(&connection(2), &seen, &sid_of(&other.access_token), "t")
+        .await
+        .unwrap_err();
+    assert!(err.is(model::Condition::SessionEnded), "{err:?}");
+
+    // Every session was cut (a reset) after the handshake's read: refused.
+    table
+        .set_password(
+            &model::sessions::TokenItem::new("t", model::sessions::TokenKind::Reset, &user_id, 60),
+            "hash",
+            model::clock::unix_now_ms() + 1,
+            "now",
+        )
+        .await
+        .unwrap();
+    let err = table
+        .connect(&connection(3), &seen, &sid_of(&session.access_token), "t")
+        .await
+        .unwrap_err();
+    assert!(err.is(model::Condition::SessionEnded), "{err:?}");
+    let recorded = table.user_connections(&user_id).await.unwrap();
+    assert_eq!(recorded, [connection(1)]);
+}

@@ -4,7 +4,9 @@
 //! reacts to, the table's indexes and TTL against the model's names, and
 //! the committed OpenAPI document against the one the route crates make.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use infra::{
     functions::{self, Kind},
@@ -82,23 +84,32 @@ fn modified_attributes_exist(pattern: &str, entities: &BTreeSet<String>) {
         0,
         SessionOrigin::default(),
     );
-    let written = |entity: &str| -> serde_json::Map<String, Value> {
-        let item = match Entity::parse(entity) {
-            Some(Entity::User) => serde_json::to_value(&user),
-            Some(Entity::Session) => serde_json::to_value(&session),
+    // As the table holds them: the type a filter names (`BOOL`, `N`) must
+    // be the one serde_dynamo writes, or the filter never matches.
+    let written = |entity: &str| -> HashMap<String, AttributeValue> {
+        match Entity::parse(entity) {
+            Some(Entity::User) => serde_dynamo::to_item(&user).unwrap(),
+            Some(Entity::Session) => serde_dynamo::to_item(&session).unwrap(),
             other => panic!("no sample item of {other:?} to check {pattern} against"),
-        };
-        item.unwrap().as_object().unwrap().clone()
+        }
+    };
+    let type_of = |value: &AttributeValue| match value {
+        AttributeValue::S(_) => "S",
+        AttributeValue::N(_) => "N",
+        AttributeValue::Bool(_) => "BOOL",
+        AttributeValue::Null(_) => "NULL",
+        other => panic!("no filter compares a {other:?}"),
     };
     let pattern: Value = serde_json::from_str(pattern).unwrap();
     let image = pattern["dynamodb"]["NewImage"].as_object().unwrap();
     for entity in entities {
         let item = written(entity);
-        for attribute in image.keys().filter(|a| *a != keys::ENTITY) {
-            assert!(
-                item.contains_key(attribute),
-                "{entity} items have no {attribute}"
-            );
+        for (attribute, test) in image.iter().filter(|(a, _)| *a != keys::ENTITY) {
+            let value = item
+                .get(attribute)
+                .unwrap_or_else(|| panic!("{entity} items have no {attribute}"));
+            let named: Vec<&String> = test.as_object().unwrap().keys().collect();
+            assert_eq!(named, [type_of(value)], "{entity}.{attribute} in {pattern}");
         }
     }
 }

@@ -10,8 +10,8 @@
 //! Doing it here rather than in the request keeps every revoking route at
 //! its round trips and needs the management API in one function only. The
 //! user's connection pointers carry their session, so a logout reads one
-//! partition; a user-wide end also reads the sessions those connections
-//! belong to, to spare the ones opened after it.
+//! partition; a user-wide end also reads the user and the sessions those
+//! connections belong to (at once), to spare the ones opened after it.
 
 use std::collections::HashMap;
 
@@ -24,7 +24,7 @@ use model::{
     domain::{ConnectionId, SessionId, UserId, UserStatus},
     keys::Entity,
     sessions::{Accounts, SessionItem},
-    users::UserItem,
+    users::{UserItem, Users},
 };
 use platform::{AppError, realtime::Realtime};
 
@@ -33,9 +33,11 @@ use platform::{AppError, realtime::Realtime};
 pub enum SessionsEnded {
     /// One session was revoked.
     One { user: UserId, session: SessionId },
-    /// Every session of the user that is no longer live, as the user's
-    /// new image says.
-    OfUser(Box<UserItem>),
+    /// Every session of the user that is no longer live. What is live is
+    /// judged against the user as stored now, not the record's image: a
+    /// record delivered late (a retry) must not close the sockets of a
+    /// session opened after the user was reactivated.
+    OfUser(UserId),
 }
 
 fn image<T: serde::de::DeserializeOwned>(
@@ -67,17 +69,18 @@ pub fn ended_by(entity: Entity, record: &EventRecord) -> Result<Option<SessionsE
             let old: UserItem = image(&change.old_image, "reading a user record")?;
             let cut_moved = new.sessions_valid_after > old.sessions_valid_after;
             let locked_out = old.status == UserStatus::Active && new.status != UserStatus::Active;
-            Ok((cut_moved || locked_out).then(|| SessionsEnded::OfUser(Box::new(new))))
+            Ok((cut_moved || locked_out).then_some(SessionsEnded::OfUser(new.id)))
         }
         _ => Ok(None),
     }
 }
 
-/// The connections to close among a user's, given the sessions they
-/// belong to that still exist. A connection opened before sessions were
-/// recorded cannot be told apart, so a user-wide end closes it too.
+/// The connections to close among a user's, given the user as stored
+/// (`None`: gone) and the sessions they belong to that still exist. A
+/// connection opened before sessions were recorded cannot be told apart,
+/// so a user-wide end closes it too.
 pub fn doomed(
-    user: &UserItem,
+    user: Option<&UserItem>,
     connections: &[UserConnection],
     sessions: &HashMap<SessionId, SessionItem>,
     now_secs: i64,
@@ -85,11 +88,13 @@ pub fn doomed(
     connections
         .iter()
         .filter(|connection| {
-            user.status != UserStatus::Active
-                || connection
-                    .session_id
-                    .and_then(|sid| sessions.get(&sid))
-                    .is_none_or(|session| !session.is_live(user, now_secs))
+            let Some(user) = user.filter(|user| user.status == UserStatus::Active) else {
+                return true;
+            };
+            connection
+                .session_id
+                .and_then(|sid| sessions.get(&sid))
+                .is_none_or(|session| !session.is_live(user, now_secs))
         })
         .map(|connection| connection.connection_id.clone())
         .collect()
@@ -109,20 +114,24 @@ pub async fn close(
             .filter(|connection| connection.session_id == Some(*session))
             .map(|connection| connection.connection_id)
             .collect(),
-        SessionsEnded::OfUser(user) => {
-            let connections = table.user_connection_sessions(&user.id).await?;
+        SessionsEnded::OfUser(user_id) => {
+            let connections = table.user_connection_sessions(user_id).await?;
+            if connections.is_empty() {
+                return Ok(0);
+            }
             let sids: Vec<SessionId> = connections.iter().filter_map(|c| c.session_id).collect();
-            let sessions = if sids.is_empty() || user.status != UserStatus::Active {
-                HashMap::new()
-            } else {
-                table
-                    .sessions(&user.id, &sids)
-                    .await?
-                    .into_iter()
-                    .map(|session| (session.sid, session))
-                    .collect()
-            };
-            doomed(user, &connections, &sessions, unix_now() as i64)
+            let (user, sessions) = tokio::join!(table.user(user_id), async {
+                if sids.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    table.sessions(user_id, &sids).await
+                }
+            });
+            let sessions: HashMap<SessionId, SessionItem> = sessions?
+                .into_iter()
+                .map(|session| (session.sid, session))
+                .collect();
+            doomed(user?.as_ref(), &connections, &sessions, unix_now() as i64)
         }
     };
     let results = join_all(doomed.iter().map(|id| realtime.end(id))).await;
@@ -209,7 +218,7 @@ mod tests {
         };
         assert!(matches!(
             ended_by(Entity::User, &modify(&before, &reset)).unwrap(),
-            Some(SessionsEnded::OfUser(_))
+            Some(SessionsEnded::OfUser(id)) if id == before.id
         ));
         for status in [UserStatus::Suspended, UserStatus::Deleted] {
             let locked = UserItem {
@@ -301,7 +310,7 @@ mod tests {
             .map(|s| (s.sid, s.clone()))
             .collect();
         let now = unix_now() as i64;
-        let doomed_ids = doomed(&reset, &connections, &sessions, now);
+        let doomed_ids = doomed(Some(&reset), &connections, &sessions, now);
         // The old session, the revoked one, the unrecorded connection and
         // the one whose session is gone; not the session opened after.
         let expected: Vec<ConnectionId> = [0, 2, 3, 4]
@@ -315,8 +324,13 @@ mod tests {
             ..reset
         };
         assert_eq!(
-            doomed(&suspended, &connections, &sessions, now).len(),
+            doomed(Some(&suspended), &connections, &sessions, now).len(),
             connections.len()
+        );
+        assert_eq!(
+            doomed(None, &connections, &sessions, now).len(),
+            connections.len(),
+            "a user who is gone keeps no socket"
         );
     }
 }

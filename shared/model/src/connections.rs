@@ -14,19 +14,20 @@
 //! - `ROOM#<room>` / `CONN#<id>`: a room's members
 //! - `DASHBOARD` / `CONN#<id>`: dashboard subscribers
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     clock::unix_now,
-    domain::{ConnectionId, Room, SessionId, UserId},
-    error::{StoreError, dynamo},
+    domain::{ConnectionId, Room, SessionId, UserId, UserStatus},
+    error::{Condition, StoreError, dynamo},
     keys::{
         self, CONNECTION_SK_PREFIX, DASHBOARD_PK, DASHBOARD_SK, Entity, META_SK, PK, PRESENCE_PK,
         SK, TTL,
     },
+    sessions::SessionItem,
     table::{self, Item, Table, delete_request, from_item, key, put_request, to_item},
     users::{PublicUser, UserItem},
 };
@@ -132,8 +133,9 @@ fn ref_item(
     reason = "called on the DynamoDB implementation, whose futures are Send; nothing is generic over it"
 )]
 pub trait Connections {
-    /// Records a new connection of `user` in session `session`: one batch
-    /// write.
+    /// Records a new connection of `user` in session `session`, as one
+    /// transaction that holds only while the session and the user are as
+    /// `user` shows them (`SessionEnded` otherwise).
     async fn connect(
         &self,
         id: &ConnectionId,
@@ -206,7 +208,42 @@ impl Connections for Table {
                 )
             })?,
         ];
-        put_all(self, items).await
+        // The connection is written only while its session is alive as
+        // the handshake saw it. A session ended just before is refused; one
+        // ended just after finds the connection when the stream worker
+        // looks, since that look follows the ending write. Without the
+        // checks a logout landing between the handshake's read and this
+        // write would leave a socket nobody closes.
+        let mut writes = items
+            .into_iter()
+            .map(|item| table::transact_put(self, item, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        writes.push(table::transact_check(
+            self,
+            SessionItem::key(&user.id, session),
+            "attribute_exists(pk) AND revoked = :false",
+            HashMap::new(),
+            HashMap::from([(":false".to_owned(), AttributeValue::Bool(false))]),
+        )?);
+        writes.push(table::transact_check(
+            self,
+            UserItem::key(&user.id),
+            "#status = :active AND (sessionsValidAfter = :seen OR attribute_not_exists(sessionsValidAfter))",
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
+            HashMap::from([
+                (
+                    ":active".to_owned(),
+                    AttributeValue::S(UserStatus::Active.as_str().to_owned()),
+                ),
+                (
+                    ":seen".to_owned(),
+                    AttributeValue::N(user.sessions_valid_after.to_string()),
+                ),
+            ]),
+        )?);
+        table::transact_write(self, writes)
+            .await
+            .map_err(|failure| failure.named(|_| Some(Condition::SessionEnded)))
     }
 
     async fn connection(&self, id: &ConnectionId) -> Result<Option<ConnectionItem>, StoreError> {

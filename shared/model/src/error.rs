@@ -28,6 +28,9 @@ pub enum Condition {
     UserGone,
     /// The refresh token presented is no longer the session's.
     RefreshSuperseded,
+    /// The session ended (revoked, or cut by a reset, suspension or
+    /// deletion) while the write that needed it was on its way.
+    SessionEnded,
     /// A one-time token lost to a newer use (a later password reset), or
     /// its user is gone.
     TokenSuperseded,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::{
     Client,
     types::{
-        AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
+        AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
         TransactWriteItem, Update, WriteRequest,
     },
 };
@@ -344,6 +344,26 @@ pub fn transact_update_named(
         .build()
         .map_err(build_error)?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// A condition on an item the transaction does not write: the writes
+/// happen only while it holds.
+pub fn transact_check(
+    table: &Table,
+    key: Item,
+    condition: &str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+) -> Result<TransactWriteItem, StoreError> {
+    let check = ConditionCheck::builder()
+        .table_name(&table.name)
+        .set_key(Some(key))
+        .condition_expression(condition)
+        .set_expression_attribute_names((!names.is_empty()).then_some(names))
+        .set_expression_attribute_values((!values.is_empty()).then_some(values))
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
 }
 
 /// A conditional (or not) put, as one item of a write transaction.

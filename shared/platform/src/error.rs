@@ -280,6 +280,7 @@ impl From<Condition> for AppError {
             Condition::RefreshSuperseded => AppError::Unauthorized(message(
                 "Refresh token was already used; the session has been revoked",
             )),
+            Condition::SessionEnded => AppError::Unauthorized(message("Session has been revoked")),
             Condition::TokenSuperseded => AppError::BadRequest(message("Invalid or expired token")),
             Condition::PostGone => AppError::NotFound(message("Post not found")),
             Condition::PostChanged => AppError::Conflict(message(
