@@ -223,6 +223,9 @@ async fn a_missing_or_bad_variable_fails_the_build_and_names_itself() {
         ("RATE_LIMIT_WS_FRAMES", "ten"),
         ("UPLOAD_MAX_BYTES", "0"),
         ("RESET_TOKEN_TTL_SECS", "-1"),
+        ("SESSION_MAX_AGE_SECS", "0"),
+        ("RATE_LIMIT_FORGOT_PASSWORD_EMAIL", "3 an hour"),
+        ("UPLOAD_MAX_PENDING", "0"),
         ("JWT_SECRET", "short"),
         ("APP_URL", "not a url"),
     ] {

@@ -184,6 +184,19 @@ mod tests {
         assert_eq!(MAX_FRAME_BYTES, 32_768);
     }
 
+    #[test]
+    fn only_an_ended_connection_is_closed_after_its_error_frame() {
+        let gone = FrameError::closing(AppError::Unauthorized(
+            "Connection is not registered; reconnect".into(),
+        ));
+        assert!(gone.closes);
+        assert_eq!(gone.code, ErrorCode::Unauthorized);
+        assert_eq!(gone.message, "Connection is not registered; reconnect");
+        let bad = FrameError::from(AppError::BadRequest("Frame is not valid JSON".into()));
+        assert!(!bad.closes, "a bad frame keeps the connection");
+        assert!(!FrameError::new(ErrorCode::Forbidden, "no").closes);
+    }
+
     use serde_json::json;
 
     fn parse(frame: Value) -> Result<IncomingFrame, (&'static str, String)> {
