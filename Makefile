@@ -178,7 +178,7 @@ MUTANTS_FILES ?= shared/model/src/error.rs shared/model/src/keys.rs shared/model
   shared/platform/src/jwt.rs shared/platform/src/auth.rs shared/platform/src/cursor.rs \
   shared/model/src/idempotency.rs functions/posts/src/idempotency.rs \
   shared/model/src/ratelimit.rs shared/platform/src/ratelimit.rs functions/stream/src/sessions.rs
-# The mutants of MUTANTS_FILES that only a real DynamoDB can tell apart
+# The mutants (of MUTANTS_API_FILES) that only a real DynamoDB can tell apart
 # (the code behind the store call: a slot given back, a record read, a
 # session judged live), which the crates' own tests cannot reach without
 # mocking DynamoDB: `make mutants-api` runs them against the API tests that
@@ -186,6 +186,9 @@ MUTANTS_FILES ?= shared/model/src/error.rs shared/model/src/keys.rs shared/model
 # runs it on the mutated packages, not on --test-package; the same API
 # tests pass unmutated in `make test`.
 MUTANTS_API_RE ?= idempotency_record .* with Ok\(None\)|return_slot .* with Ok\(\(\)\)|delete ! in Authenticator::live_session|replace > with .* in RateLimiter::hit|RateLimiter::give_back with \(\)|replace != with == in Idempotency::next_action|replace close -> Result<usize, AppError> with|replace == with != in close
+MUTANTS_API_FILES ?= shared/platform/src/auth.rs shared/model/src/idempotency.rs \
+  functions/posts/src/idempotency.rs shared/model/src/ratelimit.rs \
+  shared/platform/src/ratelimit.rs functions/stream/src/sessions.rs
 MUTANTS_API_TESTS ?= auth:: edge:: revocation:: posts::an_idempotency_key_replays_the_first_response
 
 $(CARGO_MUTANTS):
@@ -198,6 +201,6 @@ mutants: $(CARGO_MUTANTS)
 
 mutants-api: $(CARGO_MUTANTS) venv
 	MOTO_PYTHON=$(CURDIR)/.venv/bin/python $(CARGO_MUTANTS) mutants --no-shuffle \
-	  $(addprefix --file ,$(MUTANTS_FILES)) --re '$(MUTANTS_API_RE)' \
+	  $(addprefix --file ,$(MUTANTS_API_FILES)) --re '$(MUTANTS_API_RE)' \
 	  --test-package tests --baseline skip --timeout 300 --build-timeout 3600 \
 	  --output target/mutants-api -- --test api -- $(MUTANTS_API_TESTS)
