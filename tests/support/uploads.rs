@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_lambda_events::{dynamodb::Event, streams::DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{TestApp, TestResponse};
 
@@ -47,32 +47,10 @@ pub async fn put_presigned(url: &str, headers: &[(String, String)], bytes: Vec<u
         .as_u16()
 }
 
-/// DynamoDB JSON (`{"S": "x"}`) of an item's attribute, as a stream record
-/// carries it to Lambda (base64 for binary, as the SDK holds it raw).
-fn attribute_json(value: &AttributeValue) -> Value {
-    use base64::{Engine, engine::general_purpose::STANDARD};
-    match value {
-        AttributeValue::S(s) => json!({"S": s}),
-        AttributeValue::N(n) => json!({"N": n}),
-        AttributeValue::Bool(b) => json!({"BOOL": b}),
-        AttributeValue::Null(_) => json!({"NULL": true}),
-        AttributeValue::B(b) => json!({"B": STANDARD.encode(b.as_ref())}),
-        AttributeValue::Ss(values) => json!({"SS": values}),
-        AttributeValue::Ns(values) => json!({"NS": values}),
-        AttributeValue::L(values) => {
-            json!({"L": values.iter().map(attribute_json).collect::<Vec<_>>()})
-        }
-        AttributeValue::M(map) => json!({"M": image_json(map)}),
-        other => panic!("no stream JSON for {other:?}"),
-    }
-}
-
+/// DynamoDB JSON (`{"S": "x"}`) of an item, as a stream record carries it
+/// to Lambda: serde_dynamo's own, the form `aws_lambda_events` reads back.
 fn image_json(item: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(name, value)| (name.clone(), attribute_json(value)))
-            .collect::<Map<_, _>>(),
-    )
+    serde_json::to_value(serde_dynamo::Item::from(item.clone())).expect("an item is JSON")
 }
 
 /// The `REMOVE` record of a TTL deletion of `old` from `table`, shaped as

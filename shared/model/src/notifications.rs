@@ -7,7 +7,7 @@
 //! counting or listing unread notifications reads only unread ones, and
 //! marking read removes those keys.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,7 @@ use crate::{
     domain::{CommentId, Name, NotificationId, PostId, UserId},
     error::{Condition, StoreError, dynamo},
     keys::{self, Entity, Index, NOTIFICATION_SK_PREFIX},
-    table::{Item, Page, Partition, Table, from_item, key},
+    table::{self, Item, Page, Partition, Table, from_item, key},
 };
 
 /// The sparse index of unread notifications.
@@ -200,27 +200,15 @@ impl Notifications for Table {
     }
 
     async fn count_unread(&self, user: &UserId) -> Result<u64, StoreError> {
-        let mut count = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
+        table::count_all(
+            self.client
                 .query()
                 .table_name(&self.name)
                 .index_name(UNREAD_INDEX.name())
                 .key_condition_expression("gsi2pk = :unread")
-                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user)))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            count += u64::try_from(output.count).unwrap_or_default();
-            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-                Some(key) => start = Some(key),
-                None => return Ok(count),
-            }
-        }
+                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user))),
+        )
+        .await
     }
 
     async fn mark_read(

@@ -196,6 +196,30 @@ impl Table {
     }
 }
 
+/// How many items `query` selects, over every page of it: `Select::Count`
+/// reads nothing back but the count, and a page ends at 1 MB of items
+/// examined, so a large partition takes one call per megabyte.
+pub async fn count_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<u64, StoreError> {
+    let mut count = 0u64;
+    let mut start: Option<Item> = None;
+    loop {
+        let output = query
+            .clone()
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(dynamo)?;
+        count += u64::try_from(output.count).unwrap_or_default();
+        match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+            Some(key) => start = Some(key),
+            None => return Ok(count),
+        }
+    }
+}
+
 /// BatchGetItem in chunks of 100, retrying keys that come back
 /// unprocessed (DynamoDB hands some back under load); missing items are
 /// simply absent from the result, which is in no particular order.

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     operation::update_item::UpdateItemError,
-    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Select},
+    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 use serde::{Deserialize, Serialize};
 
@@ -525,11 +525,8 @@ impl Table {
     /// the other's equal count is dropped. One filtered Query of the users
     /// partition per 1 MB of it, once in the life of a table.
     async fn count_admins(&self) -> Result<(), StoreError> {
-        let mut admins: u64 = 0;
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
+        let admins = table::count_all(
+            self.client
                 .query()
                 .table_name(&self.name)
                 .index_name(Index::Gsi1.name())
@@ -545,18 +542,9 @@ impl Table {
                 .expression_attribute_values(
                     ":active",
                     AttributeValue::S(UserStatus::Active.as_str().into()),
-                )
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            admins += u64::try_from(output.count).unwrap_or(0);
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+                ),
+        )
+        .await?;
         let created = self
             .client
             .update_item()

@@ -119,27 +119,35 @@ macro_rules! redacted_debug {
     };
 }
 
+/// A log writer for the crate's unit tests: what a subscriber wrote, as
+/// text, so a test can read what a line would have told an operator.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Captured {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use std::{
-        collections::HashMap,
-        sync::{Arc, Mutex},
-    };
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use std::collections::HashMap;
 
     /// The messages that reach the log, under the subscriber `init` would
     /// install with these variables, of one event per target and level.
@@ -172,7 +180,7 @@ mod tests {
             each_level!("auth::routes");
             each_level!("platform");
         });
-        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let output = captured.text();
         output
             .lines()
             .map(|line| {
