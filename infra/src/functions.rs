@@ -81,6 +81,18 @@ pub const REGISTRY: &[Function] = &[
     },
 ];
 
+/// The logical id of the function the table's stream feeds: the role the
+/// local poller reads the stream with, as Lambda's event source mapping
+/// does.
+pub fn stream_logical_id() -> &'static str {
+    REGISTRY
+        .iter()
+        .find_map(|function| {
+            matches!(function.kind, Kind::Stream(_)).then_some(function.logical_id)
+        })
+        .expect("the registry has a stream function")
+}
+
 /// Every function, built with one configuration and one SDK config.
 pub struct Functions {
     /// The REST functions by logical id.
@@ -143,6 +155,17 @@ pub fn build(
     source: &dyn Source,
     sdk: &SdkConfig,
 ) -> Result<Functions, BuildError> {
+    build_with(template, source, &|_| sdk.clone())
+}
+
+/// [`build`] with each function's own SDK configuration, `sdk_of(logical
+/// id)`: how the tests give every function its own recorded credentials
+/// (`calls::CallRecorder`), as each has its own role on AWS.
+pub fn build_with(
+    template: &Template,
+    source: &dyn Source,
+    sdk_of: &dyn Fn(&str) -> SdkConfig,
+) -> Result<Functions, BuildError> {
     let mut rest = HashMap::new();
     let mut websocket = None;
     let mut stream = None;
@@ -152,6 +175,7 @@ pub fn build(
             source,
         };
         let source = &FunctionEnvironment::new(template, function.logical_id, source);
+        let sdk = &sdk_of(function.logical_id);
         match function.kind {
             Kind::Rest { build, .. } => {
                 rest.insert(

@@ -6,7 +6,9 @@
 
 pub mod admin;
 pub mod bench;
+pub mod calls;
 mod event;
+pub mod filter;
 pub mod functions;
 pub mod provision;
 pub mod rest;

@@ -288,9 +288,13 @@ async fn handle(
     // collecting it), which the Lambda runtime never needs; here it runs on a
     // blocking thread of its own, as one invocation per execution environment.
     let function = route.function.clone();
+    let served = format!("{method} {}", route.path);
     let runtime = tokio::runtime::Handle::current();
     let invocation = tokio::task::spawn_blocking(move || {
-        runtime.block_on(invoke(service, event, function, timeout))
+        runtime.block_on(crate::calls::serving(
+            served,
+            invoke(service, event, function, timeout),
+        ))
     });
     match tokio::time::timeout(timeout, invocation).await {
         Ok(Ok(Ok(answer))) => proxy_response(answer),
@@ -407,12 +411,24 @@ pub fn proxy_event(
     peer: SocketAddr,
 ) -> Value {
     let mut headers = parts.headers.clone();
-    // API Gateway adds these before the function sees the request.
-    headers.append(
-        HeaderName::from_static("x-forwarded-for"),
-        HeaderValue::from_str(&peer.ip().to_string())
-            .unwrap_or(HeaderValue::from_static("127.0.0.1")),
-    );
+    // API Gateway adds these before the function sees the request. The
+    // caller's address is appended to the one X-Forwarded-For header, as a
+    // proxy does (AWS's samples carry `"client, proxy"` in one value): a
+    // second header would leave the single-value `headers` with the last
+    // hop only.
+    let hops: Vec<String> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .chain([peer.ip().to_string()])
+        .collect();
+    // A client's header that is not text is dropped rather than passed on.
+    if let Ok(value) = HeaderValue::from_str(&hops.join(", "))
+        .or_else(|_| HeaderValue::from_str(&peer.ip().to_string()))
+    {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("http"),
@@ -478,6 +494,7 @@ pub fn proxy_event(
                 "user": Value::Null,
                 "userArn": Value::Null,
                 "apiKey": Value::Null,
+                "apiKeyId": Value::Null,
                 "accessKey": Value::Null,
                 "cognitoIdentityId": Value::Null,
                 "cognitoIdentityPoolId": Value::Null,

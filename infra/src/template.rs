@@ -10,6 +10,8 @@ use std::{collections::BTreeSet, path::Path};
 
 use serde_norway::{Mapping, Value};
 
+use crate::filter::FilterCriteria;
+
 /// `Debug` prints the message: `main` returning this error shows it as is.
 #[derive(thiserror::Error)]
 pub enum TemplateError {
@@ -97,6 +99,18 @@ pub struct Template {
     pub functions: Vec<FunctionSpec>,
     /// Route keys of the WebSocket API (`$connect`, `chat.send`, …).
     pub ws_routes: Vec<String>,
+    /// Every `Type: DynamoDB` event: a stream feeding a function.
+    pub stream_events: Vec<StreamEvent>,
+}
+
+/// A `Type: DynamoDB` event of a function, with the `FilterCriteria` its
+/// event source mapping applies.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    pub function: String,
+    /// Its key under `Events`.
+    pub name: String,
+    pub filters: FilterCriteria,
 }
 
 /// An `AWS::Serverless::Function`: where it is built from and what it sets
@@ -205,6 +219,7 @@ impl Template {
             global_environment: variable_names(globals),
             functions: Vec::new(),
             ws_routes: Vec::new(),
+            stream_events: Vec::new(),
         };
         for (id, resource) in resources {
             let (Some(id), Some(resource)) = (id.as_str(), resource.as_mapping()) else {
@@ -216,7 +231,7 @@ impl Template {
                     let Some(properties) = properties else {
                         continue;
                     };
-                    template.read_function(id, properties);
+                    template.read_function(id, properties)?;
                 }
                 Some("AWS::DynamoDB::Table") => {
                     let Some(properties) = properties else {
@@ -238,7 +253,7 @@ impl Template {
         Ok(template)
     }
 
-    fn read_function(&mut self, id: &str, properties: &Mapping) {
+    fn read_function(&mut self, id: &str, properties: &Mapping) -> Result<(), TemplateError> {
         self.functions.push(FunctionSpec {
             logical_id: id.to_owned(),
             timeout_secs: get(properties, "Timeout").and_then(Value::as_u64),
@@ -247,9 +262,23 @@ impl Template {
             environment: variable_names(Some(properties)),
         });
         let Some(events) = map_of(properties, "Events") else {
-            return;
+            return Ok(());
         };
-        for event in events.values().filter_map(Value::as_mapping) {
+        for (name, event) in events {
+            let (Some(name), Some(event)) = (name.as_str(), event.as_mapping()) else {
+                continue;
+            };
+            if str_of(event, "Type") == Some("DynamoDB") {
+                // Lambda refuses a bad pattern at deploy time; so does this.
+                let filters = read_filter_criteria(map_of(event, "Properties"))
+                    .map_err(|e| TemplateError::Shape(format!("{id}.Events.{name}: {e}")))?;
+                self.stream_events.push(StreamEvent {
+                    function: id.to_owned(),
+                    name: name.to_owned(),
+                    filters,
+                });
+                continue;
+            }
             if str_of(event, "Type") != Some("Api") {
                 continue;
             }
@@ -264,6 +293,7 @@ impl Template {
                 });
             }
         }
+        Ok(())
     }
 
     fn function(&self, logical_id: &str) -> Option<&FunctionSpec> {
@@ -324,6 +354,18 @@ impl Template {
         }
     }
 
+    /// The one stream event source: the table's stream and the function it
+    /// feeds.
+    pub fn table_stream(&self) -> Result<&StreamEvent, TemplateError> {
+        match self.stream_events.as_slice() {
+            [event] => Ok(event),
+            other => Err(TemplateError::Shape(format!(
+                "expected exactly one DynamoDB stream event, found {}",
+                other.len()
+            ))),
+        }
+    }
+
     /// The one uploads bucket.
     pub fn main_bucket(&self) -> Result<&BucketSpec, TemplateError> {
         match self.buckets.as_slice() {
@@ -376,6 +418,39 @@ fn read_table(id: &str, properties: &Mapping) -> TableSpec {
         ttl_attribute,
         stream_view_type,
     }
+}
+
+/// The `FilterCriteria` of a DynamoDB event's properties; none selects
+/// every record, as on AWS.
+fn read_filter_criteria(properties: Option<&Mapping>) -> Result<FilterCriteria, String> {
+    let Some(criteria) = properties.and_then(|p| get(p, "FilterCriteria")) else {
+        return Ok(FilterCriteria::default());
+    };
+    // Only literal YAML can be applied: a computed pattern (`!Sub`) is
+    // known at deploy time only, and `as_sequence` and `as_str` would
+    // read a tag's argument as if it were the value.
+    let filters = match criteria {
+        Value::Mapping(criteria) => match get(criteria, "Filters") {
+            None => &[][..],
+            Some(Value::Sequence(filters)) => filters.as_slice(),
+            Some(_) => return Err("FilterCriteria.Filters is not a literal list".into()),
+        },
+        _ => return Err("FilterCriteria is not a literal mapping".into()),
+    };
+    let patterns = filters
+        .iter()
+        .enumerate()
+        .map(|(index, filter)| match filter {
+            Value::Mapping(filter) => match get(filter, "Pattern") {
+                Some(Value::String(pattern)) => Ok(pattern.as_str()),
+                _ => Err(format!(
+                    "FilterCriteria.Filters[{index}].Pattern is not a literal string"
+                )),
+            },
+            _ => Err(format!("FilterCriteria.Filters[{index}] is not a mapping")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    FilterCriteria::parse(patterns).map_err(|e| e.to_string())
 }
 
 fn read_bucket(id: &str, properties: Option<&Mapping>) -> BucketSpec {
@@ -584,5 +659,87 @@ mod tests {
         ));
         let template = Template::parse("Resources: {}").unwrap();
         assert!(template.main_table().is_err());
+    }
+
+    #[test]
+    fn the_repository_stream_feeds_the_registered_worker_through_its_filters() {
+        let template = repo_template();
+        let stream = template.table_stream().unwrap();
+        let worker = crate::functions::REGISTRY
+            .iter()
+            .find(|f| matches!(f.kind, crate::functions::Kind::Stream(_)))
+            .unwrap();
+        assert_eq!(stream.function, worker.logical_id);
+        assert_eq!(stream.name, "TableStream");
+        assert!(
+            stream.filters.patterns().count() > 0,
+            "its filters are read"
+        );
+    }
+
+    fn with_stream_event(properties: &str) -> Result<Template, TemplateError> {
+        Template::parse(&format!(
+            "Resources:\n\
+             \x20 Worker:\n\
+             \x20   Type: AWS::Serverless::Function\n\
+             \x20   Properties:\n\
+             \x20     Events:\n\
+             \x20       Changes: {{Type: DynamoDB, Properties: {properties}}}\n"
+        ))
+    }
+
+    #[test]
+    fn a_stream_event_without_filter_criteria_selects_everything() {
+        for properties in ["{Stream: !GetAtt T.StreamArn}", "{FilterCriteria: {}}"] {
+            let template = with_stream_event(properties).unwrap();
+            let stream = template.table_stream().unwrap();
+            assert_eq!(stream.function, "Worker");
+            assert_eq!(stream.filters.patterns().count(), 0, "{properties}");
+            assert!(
+                stream
+                    .filters
+                    .selects(&serde_json::json!({"eventName": "INSERT"}))
+            );
+        }
+    }
+
+    #[test]
+    fn a_pattern_lambda_would_refuse_stops_the_template_from_loading() {
+        let error = with_stream_event(
+            r#"{FilterCriteria: {Filters: [{Pattern: '{"eventName": ["INSERT"]}'}, {Pattern: '{"eventName": "MODIFY"}'}]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "template: Worker.Events.Changes: FilterCriteria.Filters[1].Pattern: eventName: must be an object or an array"
+        );
+        for (properties, problem) in [
+            (
+                "{FilterCriteria: {Filters: [{Pattern: !Sub '{\"a\": [\"${X}\"]}'}]}}",
+                "Filters[0].Pattern is not a literal string",
+            ),
+            (
+                "{FilterCriteria: {Filters: !Ref Patterns}}",
+                "Filters is not a literal list",
+            ),
+            (
+                "{FilterCriteria: {Filters: [x]}}",
+                "Filters[0] is not a mapping",
+            ),
+        ] {
+            let error = with_stream_event(properties).unwrap_err().to_string();
+            assert!(error.contains(problem), "{properties}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_template_has_one_table_stream_or_says_so() {
+        assert!(
+            Template::parse("Resources: {}")
+                .unwrap()
+                .table_stream()
+                .is_err()
+        );
     }
 }

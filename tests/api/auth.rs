@@ -518,18 +518,7 @@ async fn forgot_and_reset_password() {
 async fn a_reset_token_expires() {
     let app = TestApp::spawn_with(&[("RESET_TOKEN_TTL_SECS", "1")]).await;
     let session = app.signed_up_user().await;
-    app.post_json(
-        "/api/v1/auth/forgot-password",
-        json!({"email": session.email}),
-    )
-    .await;
-    let token = app
-        .emails_to(&session.email)
-        .await
-        .into_iter()
-        .find(|e| e.subject.contains("Reset"))
-        .unwrap()
-        .token();
+    let token = app.requested_reset_token(&session.email).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let response = app
         .post_json(

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use tests::{Session, TestApp, TestResponse, assert_envelope};
+use tests::{Session, TestApp, TestResponse, assert_envelope, get_presigned};
 
 use crate::users::ready_upload;
 
@@ -91,7 +91,13 @@ async fn a_post_is_created_and_read_in_the_contract_shape() {
     );
     assert_eq!(post["commentCount"], 0);
     assert_eq!(post["version"], 1);
-    assert!(post["imageUrl"].as_str().unwrap().starts_with("http"));
+    let image_url = post["imageUrl"].as_str().unwrap();
+    let served = get_presigned(image_url).await;
+    assert_eq!(
+        served.status(),
+        200,
+        "the post's image URL serves the image"
+    );
     let id = post["id"].as_str().unwrap();
     assert_eq!(id.len(), 26);
 

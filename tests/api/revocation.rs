@@ -134,18 +134,7 @@ async fn a_password_reset_closes_every_older_socket_but_not_a_newer_one() {
     let mut first = connect(&app, &session).await;
     let mut second = connect(&app, &other_login).await;
 
-    app.post_json(
-        "/api/v1/auth/forgot-password",
-        json!({"email": session.email}),
-    )
-    .await;
-    let token = app
-        .emails_to(&session.email)
-        .await
-        .into_iter()
-        .find(|e| e.subject.contains("Reset"))
-        .unwrap()
-        .token();
+    let token = app.requested_reset_token(&session.email).await;
     let response = app
         .post_json(
             "/api/v1/auth/reset-password",

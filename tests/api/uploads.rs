@@ -10,7 +10,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tests::{CreatedUpload, TestApp, assert_envelope, put_presigned, upload_request};
+use tests::{
+    CreatedUpload, TestApp, assert_envelope, get_presigned, put_presigned, upload_request,
+};
 
 const MAX_DEFAULT: u64 = 10 * 1024 * 1024;
 const MAX_PENDING_DEFAULT: usize = 20;
@@ -438,9 +440,7 @@ async fn the_download_url_serves_the_uploaded_bytes() {
     assert_eq!(body["data"]["upload"]["id"], upload.id.as_str());
     let url = body["data"]["downloadUrl"].as_str().expect("downloadUrl");
     assert_eq!(query_param(url, "X-Amz-Expires"), Some("900"));
-    let download = reqwest::get(url)
-        .await
-        .expect("download reaches the emulator");
+    let download = get_presigned(url).await;
     assert_eq!(download.status().as_u16(), 200);
     assert_eq!(
         download.headers()["content-type"].to_str().unwrap(),

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use tests::{PASSWORD, Session, TestApp, assert_envelope, put_presigned};
+use tests::{PASSWORD, Session, TestApp, assert_envelope, get_presigned, put_presigned};
 
 /// Uploads `bytes` as `session` for `purpose` and completes it.
 pub async fn ready_upload(app: &TestApp, session: &Session, purpose: &str) -> String {
@@ -203,7 +203,7 @@ async fn an_avatar_must_be_your_own_ready_avatar_upload() {
         .as_str()
         .expect("avatarUrl")
         .to_owned();
-    let bytes = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    let bytes = get_presigned(&url).await.bytes().await.unwrap();
     assert_eq!(bytes.len(), 64, "the avatar URL serves the uploaded object");
     let public = app
         .get_as(&format!("/api/v1/users/{}", alice.id), &bob.access_token)

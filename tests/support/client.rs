@@ -105,6 +105,22 @@ impl TestApp {
         session_from(&response.body["data"], email)
     }
 
+    /// Asks for a password reset for `email` and returns the token of the
+    /// newest reset email it was sent.
+    pub async fn requested_reset_token(&self, email: &str) -> String {
+        let response = self
+            .post_json("/api/v1/auth/forgot-password", json!({"email": email}))
+            .await;
+        assert_eq!(response.status, 200, "{:#}", response.body);
+        self.emails_to(email)
+            .await
+            .into_iter()
+            .rev()
+            .find(|e| e.subject.contains("Reset"))
+            .expect("a reset email")
+            .token()
+    }
+
     /// Emails the emulator accepted for `to`, oldest first.
     pub async fn emails_to(&self, to: &str) -> Vec<SentEmail> {
         let data = self.moto_data().await;

@@ -12,10 +12,11 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
 };
 
 use infra::{
+    calls::{CallRecorder, Deployment},
     functions,
     provision::provision,
     rest::{self, RestGateway},
@@ -132,6 +133,8 @@ pub struct TestApp {
     /// The stream worker, for tests that hand it records themselves: those
     /// of changes moto never makes, such as a TTL deletion.
     pub stream: functions::StreamService,
+    /// Every AWS call the functions made, by function (and route).
+    pub calls: Arc<CallRecorder>,
     client: reqwest::Client,
     _poller: AbortOnDrop,
 }
@@ -198,7 +201,23 @@ impl TestApp {
         TestApp::spawn_on_with(endpoint, &[], false).await
     }
 
+    /// An app whose WebSocket gateway runs with `settings` (short limits, a
+    /// lost `$disconnect`), for tests of how connections end; `streams`
+    /// also runs the stream poller, as `spawn_live` does.
+    pub async fn spawn_with_ws(settings: ws::WsSettings, streams: bool) -> TestApp {
+        TestApp::spawn_on_with_ws(&Moto::shared().endpoint, &[], streams, settings).await
+    }
+
     async fn spawn_on_with(endpoint: &str, overrides: &[(&str, &str)], streams: bool) -> TestApp {
+        TestApp::spawn_on_with_ws(endpoint, overrides, streams, ws::WsSettings::AWS).await
+    }
+
+    async fn spawn_on_with_ws(
+        endpoint: &str,
+        overrides: &[(&str, &str)],
+        streams: bool,
+        ws_settings: ws::WsSettings,
+    ) -> TestApp {
         // The WebSocket port must be known before the functions are built:
         // it is where they find the @connections API.
         let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -220,7 +239,17 @@ impl TestApp {
         let sdk = platform::aws::sdk_config_for_endpoint(endpoint, REGION).await;
         let template =
             Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
-        let built = functions::build(&template, &source, &sdk).expect("test configuration");
+        let recorder = CallRecorder::new(Deployment {
+            region: REGION.to_owned(),
+            table: storage.table_name.clone(),
+            bucket: storage.bucket_name.clone(),
+            stage: rest::LOCAL_STAGE.to_owned(),
+            parameters: [("EmailFrom".to_owned(), EMAIL_FROM.to_owned())].into(),
+        });
+        let built = functions::build_with(&template, &source, &|function| {
+            recorder.sdk_config(&sdk, function)
+        })
+        .expect("test configuration");
         provision(&sdk, &template, &storage, Some(EMAIL_FROM))
             .await
             .expect("provisioning");
@@ -231,18 +260,26 @@ impl TestApp {
             .expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(rest::serve(listener, gateway));
-        let ws_gateway = ws::WsGateway::new(
+        let ws_gateway = ws::WsGateway::with_settings(
             rest::LOCAL_STAGE,
             template.ws_routes.clone(),
             built.websocket,
+            ws_settings,
         );
         tokio::spawn(ws::serve(ws_listener, ws_gateway));
         let stream = built.stream.clone();
         let poller = if streams {
             Some(
-                streams::start(&sdk, &storage.table_name, built.stream)
-                    .await
-                    .expect("stream poller"),
+                // Lambda reads the stream with the function's own role.
+                streams::start(
+                    &sdk,
+                    &recorder.sdk_config(&sdk, functions::stream_logical_id()),
+                    &storage.table_name,
+                    &template,
+                    built.stream,
+                )
+                .await
+                .expect("stream poller"),
             )
         } else {
             None
@@ -256,6 +293,7 @@ impl TestApp {
             dynamodb: clients.dynamodb,
             s3: clients.s3,
             stream,
+            calls: recorder,
             client: reqwest::Client::new(),
             _poller: AbortOnDrop(poller),
         }

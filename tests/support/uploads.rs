@@ -34,6 +34,7 @@ pub fn upload_request(size: u64) -> Value {
 /// PUTs `bytes` to a presigned URL with `headers`, straight to the emulator.
 /// Returns the status S3 answered with.
 pub async fn put_presigned(url: &str, headers: &[(String, String)], bytes: Vec<u8>) -> u16 {
+    infra::calls::CallRecorder::record_presigned("PUT", url);
     let mut request = reqwest::Client::new().put(url);
     for (name, value) in headers {
         request = request.header(name, value);
@@ -45,6 +46,15 @@ pub async fn put_presigned(url: &str, headers: &[(String, String)], bytes: Vec<u
         .expect("the presigned URL reaches the emulator")
         .status()
         .as_u16()
+}
+
+/// GETs a presigned download URL, straight to the emulator, as the
+/// signer's own request (which is how S3 authorizes it).
+pub async fn get_presigned(url: &str) -> reqwest::Response {
+    infra::calls::CallRecorder::record_presigned("GET", url);
+    reqwest::get(url)
+        .await
+        .expect("the presigned URL reaches the emulator")
 }
 
 /// DynamoDB JSON (`{"S": "x"}`) of an item, as a stream record carries it

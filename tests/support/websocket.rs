@@ -1,14 +1,26 @@
 //! A real WebSocket client against the local gateway, with helpers that
-//! wait for a given frame type with a deadline.
+//! wait for a given frame type, or for the server's close, with a deadline.
 
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, protocol::CloseFrame},
+};
 
 use crate::TestApp;
+
+/// How the server ended a socket, as its client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// With a close frame of this code and reason (1005: without a code).
+    Frame(u16, String),
+    /// Without a close frame.
+    Dropped,
+}
 
 pub struct WsClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -98,6 +110,52 @@ impl WsClient {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// Sends a WebSocket ping control frame (not the `ping` action).
+    pub async fn send_ping(&mut self) {
+        self.stream
+            .send(Message::Ping(Vec::new().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Reads (and drops) frames until the server closes the socket, then
+    /// completes the close handshake; `None` if it is still open after
+    /// `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<Closed> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let closed = loop {
+            let left = deadline.checked_duration_since(tokio::time::Instant::now())?;
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    break Closed::Frame(u16::from(frame.code), frame.reason.to_string());
+                }
+                Ok(Some(Ok(Message::Close(None)))) => break Closed::Frame(1005, String::new()),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return Some(Closed::Dropped),
+                Err(_) => return None,
+            }
+        };
+        // Reading on sends the answer to the server's close frame.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.stream.next().await.is_some() {}
+        })
+        .await;
+        Some(closed)
+    }
+
+    /// Closes cleanly with a close frame of `code` and `reason`.
+    pub async fn close_with(mut self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        let _ = self.stream.close(Some(frame)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.stream.next().await.is_some() {}
+        })
+        .await;
     }
 
     /// Closes cleanly, with a close frame.

@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         template.ws_routes.clone(),
         built.websocket,
     );
-    let poller = streams::start(&sdk, &storage.table_name, built.stream).await?;
+    let poller = streams::start(&sdk, &sdk, &storage.table_name, &template, built.stream).await?;
 
     let rest_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let ws_listener = tokio::net::TcpListener::bind(("127.0.0.1", ws_port)).await?;
