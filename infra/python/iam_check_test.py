@@ -2,6 +2,7 @@
 runs this first, so a check that allowed everything (or nothing) fails
 before it judges the suite's calls."""
 
+import copy
 import os
 import sys
 import unittest
@@ -67,6 +68,32 @@ class Verdicts(unittest.TestCase):
         forged = call("AuthFunction", "ses:SendEmail", identity, **{"ses:FromAddress": "ceo@social.test"})
         self.assertEqual(self.refused(good), [])
         self.assertEqual(self.refused(forged), [("AuthFunction", "ses:SendEmail")])
+
+    def test_a_dot_in_a_granted_arn_is_a_dot(self):
+        lookalike = "arn:aws:ses:us-east-1:123456789012:identity/no-reply@socialXtest"
+        sender = {"ses:FromAddress": "no-reply@social.test"}
+        self.assertEqual(
+            self.refused(call("AuthFunction", "ses:SendEmail", lookalike, **sender)),
+            [("AuthFunction", "ses:SendEmail")],
+        )
+
+    def test_not_resource_is_refused_rather_than_misjudged(self):
+        source = copy.deepcopy(self.source)
+        statement = source["Resources"]["HealthFunction"]["Properties"]["Policies"][0]["Statement"][0]
+        statement["NotResource"] = statement.pop("Resource")
+        with self.assertRaises(iam_check.CheckError):
+            iam_check.denials(source, [call("HealthFunction", "dynamodb:DescribeTable", TABLE)])
+
+    def test_a_policy_template_is_expanded_and_removed_whole(self):
+        source = copy.deepcopy(self.source)
+        policies = source["Resources"]["HealthFunction"]["Properties"]["Policies"]
+        policies.append({"DynamoDBReadPolicy": {"TableName": {"Ref": "MainTable"}}})
+        scan = call("HealthFunction", "dynamodb:Scan", TABLE)
+        self.assertEqual(iam_check.denials(source, [scan]), [])
+        granted = [g for g in iam_check.granted_actions(source) if g[0] == "HealthFunction" and g[2] is None]
+        self.assertEqual([g[3] for g in granted], ["DynamoDBReadPolicy"])
+        without = iam_check.without(source, *granted[0])
+        self.assertEqual(len(iam_check.denials(without, [scan])), 1)
 
     def test_managed_policies_grant_the_stream_reads(self):
         stream = TABLE + "/stream/2026-12-02T00:00:00.000"

@@ -28,7 +28,7 @@ use std::{
     fs::{File, OpenOptions},
     io::Write,
     path::PathBuf,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock, Weak},
 };
 
 use aws_config::SdkConfig;
@@ -130,6 +130,10 @@ pub struct Call {
 pub struct CallRecorder {
     deployment: Arc<Deployment>,
     calls: Mutex<Vec<Call>>,
+    /// Whether its calls also go to `AWS_CALL_LOG_DIR`: those of a real
+    /// deployment's functions do, a unit test's made-up ones must not,
+    /// since the IAM check would judge them.
+    logged: bool,
 }
 
 impl fmt::Debug for CallRecorder {
@@ -140,8 +144,9 @@ impl fmt::Debug for CallRecorder {
     }
 }
 
-/// The function (logical id) and recorder an access key belongs to.
-type Signer = (String, Arc<CallRecorder>);
+/// The function (logical id) and recorder an access key belongs to; weak,
+/// so that a finished test's recorder and its calls are freed.
+type Signer = (String, Weak<CallRecorder>);
 
 /// Which function and deployment signed with an access key: how a
 /// presigned URL, used by someone else, is traced back to its signer.
@@ -176,10 +181,22 @@ fn log_file() -> Option<&'static Mutex<File>> {
 }
 
 impl CallRecorder {
+    /// A recorder that keeps its calls in memory only.
     pub fn new(deployment: Deployment) -> Arc<Self> {
         Arc::new(Self {
             deployment: Arc::new(deployment),
             calls: Mutex::default(),
+            logged: false,
+        })
+    }
+
+    /// A recorder whose calls also go to the log under `AWS_CALL_LOG_DIR`
+    /// (when set), for the IAM check: the one a deployment's functions get.
+    pub fn logged(deployment: Deployment) -> Arc<Self> {
+        Arc::new(Self {
+            deployment: Arc::new(deployment),
+            calls: Mutex::default(),
+            logged: true,
         })
     }
 
@@ -190,10 +207,10 @@ impl CallRecorder {
             .http_client()
             .expect("the SDK configuration has an HTTP client");
         let access_key = format!("LOCAL{}{}", function, ulid::Ulid::new());
-        signers()
-            .lock()
-            .expect("signers")
-            .insert(access_key.clone(), (function.to_owned(), Arc::clone(self)));
+        signers().lock().expect("signers").insert(
+            access_key.clone(),
+            (function.to_owned(), Arc::downgrade(self)),
+        );
         base.to_builder()
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
                 access_key, "local", None, None, "recorder",
@@ -212,7 +229,7 @@ impl CallRecorder {
     }
 
     fn record(&self, call: Call) {
-        if let Some(file) = log_file() {
+        if let Some(file) = log_file().filter(|_| self.logged) {
             let mut line = serde_json::to_string(&call).expect("a call serialises");
             line.push('\n');
             file.lock()
@@ -234,8 +251,11 @@ impl CallRecorder {
         else {
             return;
         };
-        let Some((function, recorder)) =
-            signers().lock().expect("signers").get(&access_key).cloned()
+        let Some((function, recorder)) = signers()
+            .lock()
+            .expect("signers")
+            .get(&access_key)
+            .and_then(|(function, recorder)| Some((function.clone(), recorder.upgrade()?)))
         else {
             return;
         };
@@ -600,6 +620,7 @@ fn execute_api(request: &Request, deployment: &Deployment) -> Option<Vec<Authori
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use serde_json::json;
 
     fn deployment() -> Deployment {
@@ -744,6 +765,18 @@ mod tests {
             ),
             pairs(&[("dynamodb:GetRecords", &stream)])
         );
+        // Listing names no stream yet: IAM checks it on every resource.
+        let body = json!({"TableName": "t"});
+        assert_eq!(
+            judge(
+                "POST",
+                "http://h/",
+                "dynamodb",
+                Some("DynamoDBStreams_20120810.ListStreams"),
+                Some(body)
+            ),
+            pairs(&[("dynamodb:ListStreams", "*")])
+        );
     }
 
     #[test]
@@ -787,6 +820,8 @@ mod tests {
     fn what_cannot_be_named_is_recorded_as_unmapped() {
         for (method, uri, service) in [
             ("GET", "http://h/b/key?tagging", "s3"),
+            // A bucket's subresource is no listing (GetBucketAcl).
+            ("GET", "http://h/b?acl", "s3"),
             ("POST", "http://h/b?delete", "s3"),
             ("GET", "http://h/", "s3"),
             ("POST", "http://h/v2/email/identities", "ses"),
@@ -797,6 +832,23 @@ mod tests {
             assert_eq!(judged.len(), 1, "{uri}");
             assert_eq!(judged[0].0, UNMAPPED, "{method} {uri}");
         }
+    }
+
+    #[test]
+    fn an_unmapped_call_says_what_the_request_was() {
+        let request = Request {
+            method: "GET",
+            uri: "http://h/b/key?tagging",
+            target: None,
+            body: None,
+            service: "s3",
+        };
+        assert_eq!(
+            authorizations(&request, &deployment()),
+            [Authorization::unmapped(
+                r#"GET http://h/b/key?tagging (s3 "")"#.to_owned()
+            )]
+        );
     }
 
     #[test]
@@ -816,6 +868,15 @@ mod tests {
             "arn:aws:ses:us-east-1:123456789012:identity/a@b.test"
         );
         assert_eq!(judged[0].conditions["ses:FromAddress"], "a@b.test");
+        // A bulk send has a sender too, but is `ses:SendBulkEmail`, which
+        // this module does not name.
+        let bulk = Request {
+            uri: "http://h/v2/email/outbound-bulk-emails",
+            ..request
+        };
+        let judged = authorizations(&bulk, &deployment());
+        assert_eq!(judged.len(), 1);
+        assert_eq!(judged[0].action, UNMAPPED);
     }
 
     #[test]
@@ -852,6 +913,256 @@ mod tests {
         );
         assert_eq!(listing.operation, "HEAD s3 (404)");
         assert!(missing_object_needs(&call("s3:PutObject", "arn:aws:s3:::b/k")).is_none());
+    }
+
+    /// Stands for the emulator behind the recorder: answers every request
+    /// with `status` and an empty JSON body.
+    #[derive(Debug)]
+    struct Answer(u16);
+
+    impl HttpClient for Answer {
+        fn http_connector(
+            &self,
+            _settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(Answer(self.0))
+        }
+    }
+
+    impl HttpConnector for Answer {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let status = self.0.try_into().expect("an HTTP status");
+            HttpConnectorFuture::ready(Ok(HttpResponse::new(
+                status,
+                aws_sdk_s3::primitives::SdkBody::from("{}"),
+            )))
+        }
+    }
+
+    /// The SDK configuration `function` gets from a recorder in front of an
+    /// emulator answering `status`.
+    fn function_config(recorder: &Arc<CallRecorder>, function: &str, status: u16) -> SdkConfig {
+        let base = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://h")
+            .http_client(SharedHttpClient::new(Answer(status)))
+            .build();
+        recorder.sdk_config(&base, function)
+    }
+
+    fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_functions_request_is_recorded_as_its_roles_with_the_route() {
+        let recorder = CallRecorder::new(deployment());
+        let config = function_config(&recorder, "UsersFunction", 200);
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        serving(
+            "PUT /users/me".to_owned(),
+            client
+                .put_item()
+                .table_name("t")
+                .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+                .send(),
+        )
+        .await
+        .expect("the emulator's answer");
+        // Outside the gateway's route (a stream's batch, a script): no route.
+        client
+            .get_item()
+            .table_name("t")
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+            .send()
+            .await
+            .expect("the emulator's answer");
+        let calls = recorder.calls();
+        let seen: Vec<_> = calls
+            .iter()
+            .map(|call| {
+                (
+                    call.function.as_str(),
+                    call.operation.as_str(),
+                    call.route.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "UsersFunction",
+                    "DynamoDB_20120810.PutItem",
+                    Some("PUT /users/me")
+                ),
+                ("UsersFunction", "DynamoDB_20120810.GetItem", None),
+            ]
+        );
+        // Read from the signed request: the service from its signature, the
+        // table from its body.
+        assert_eq!(
+            calls[0].authorizations,
+            [Authorization::new("dynamodb:PutItem", TABLE)]
+        );
+        assert_eq!(*calls[0].deployment, deployment());
+    }
+
+    #[tokio::test]
+    async fn a_read_answered_404_is_recorded_as_needing_the_listing_too() {
+        let recorder = CallRecorder::new(deployment());
+        let client = s3_client(&function_config(&recorder, "UploadsFunction", 404));
+        let missing = client.head_object().bucket("b").key("uploads/k").send();
+        assert!(missing.await.is_err(), "a 404 is an error");
+        let authorizations: Vec<_> = recorder
+            .calls()
+            .into_iter()
+            .map(|call| (call.operation, call.authorizations))
+            .collect();
+        assert_eq!(
+            authorizations,
+            [
+                (
+                    "HEAD s3".to_owned(),
+                    vec![Authorization::new(
+                        "s3:GetObject",
+                        "arn:aws:s3:::b/uploads/k"
+                    )]
+                ),
+                (
+                    "HEAD s3 (404)".to_owned(),
+                    vec![Authorization::new("s3:ListBucket", "arn:aws:s3:::b")]
+                ),
+            ]
+        );
+        // A read that finds its object needs no more than `s3:GetObject`.
+        let recorder = CallRecorder::new(deployment());
+        let client = s3_client(&function_config(&recorder, "UploadsFunction", 200));
+        client
+            .head_object()
+            .bucket("b")
+            .key("uploads/k")
+            .send()
+            .await
+            .expect("the emulator's answer");
+        assert_eq!(recorder.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_presigned_url_is_recorded_as_its_signers_request_when_used() {
+        let recorder = CallRecorder::new(deployment());
+        let client = s3_client(&function_config(&recorder, "UploadsFunction", 200));
+        let presigned = client
+            .put_object()
+            .bucket("b")
+            .key("uploads/k")
+            .presigned(
+                aws_sdk_s3::presigning::PresigningConfig::expires_in(
+                    std::time::Duration::from_secs(60),
+                )
+                .expect("a presigning configuration"),
+            )
+            .await
+            .expect("a presigned request");
+        assert!(recorder.calls().is_empty(), "signing is no request");
+        CallRecorder::record_presigned("PUT", presigned.uri());
+        let calls = recorder.calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].function, "UploadsFunction");
+        assert_eq!(calls[0].operation, "PUT s3");
+        assert_eq!(calls[0].route, None);
+        assert_eq!(
+            calls[0].authorizations,
+            [Authorization::new(
+                "s3:PutObject",
+                "arn:aws:s3:::b/uploads/k"
+            )]
+        );
+        // A URL no recorded function signed (a forged one, or one without a
+        // signature) is no call of any function.
+        CallRecorder::record_presigned(
+            "PUT",
+            "http://h/b/uploads/k?X-Amz-Credential=LOCALForged%2F20261202%2Fus-east-1%2Fs3%2Faws4_request",
+        );
+        CallRecorder::record_presigned("PUT", "http://h/b/uploads/k");
+        assert_eq!(recorder.calls().len(), 1);
+    }
+
+    #[test]
+    fn a_recorder_shows_its_deployment_not_its_calls() {
+        let recorder = CallRecorder::new(deployment());
+        assert_eq!(
+            format!("{recorder:?}"),
+            format!("CallRecorder {{ deployment: {:?}, .. }}", deployment())
+        );
+    }
+
+    /// Run only by the test below, in a process of its own.
+    #[test]
+    #[ignore = "run by with_aws_call_log_dir_each_call_is_also_a_json_line_of_the_process"]
+    fn one_call_of_a_process() {
+        let call = Call {
+            function: "F".to_owned(),
+            operation: "HEAD s3".to_owned(),
+            route: Some("GET /uploads/{id}".to_owned()),
+            authorizations: vec![Authorization::new("s3:GetObject", "arn:aws:s3:::b/k")],
+            deployment: Arc::new(deployment()),
+        };
+        // An unlogged recorder's calls stay out of the log: only the one
+        // logged call may be found there.
+        CallRecorder::new(deployment()).record(call.clone());
+        CallRecorder::logged(deployment()).record(call);
+    }
+
+    #[test]
+    fn with_aws_call_log_dir_each_call_is_also_a_json_line_of_the_process() {
+        // The log is opened once a process, from the environment it started
+        // with: the call is made by a run of this test binary of its own.
+        let dir = std::env::temp_dir().join(format!("infra-call-log-{}", std::process::id()));
+        let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "calls::tests::one_call_of_a_process",
+                "--ignored",
+            ])
+            .env("AWS_CALL_LOG_DIR", &dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("running the test binary");
+        assert!(status.success());
+        let lines: Vec<Value> = std::fs::read_dir(&dir)
+            .expect("the log directory")
+            .flat_map(|entry| {
+                let text =
+                    std::fs::read_to_string(entry.expect("a log file").path()).expect("a log file");
+                text.lines()
+                    .map(|line| serde_json::from_str(line).expect("a JSON line"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        std::fs::remove_dir_all(&dir).expect("removing the log directory");
+        assert_eq!(
+            lines,
+            [json!({
+                "function": "F",
+                "operation": "HEAD s3",
+                "route": "GET /uploads/{id}",
+                "authorizations": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}],
+                "deployment": {
+                    "region": "us-east-1",
+                    "table": "t",
+                    "bucket": "b",
+                    "stage": "local",
+                    "parameters": {},
+                },
+            })]
+        );
     }
 
     #[test]

@@ -37,6 +37,11 @@ use serde_json::{Map, Value};
 /// The documented maximum length of one `Pattern` (Lambda's `Filter` type).
 const MAX_PATTERN_LEN: usize = 4096;
 
+/// Lambda's quota of filters per event source mapping (5 unless raised on
+/// request, to at most 10): a deploy with more fails, so the template may
+/// not have more.
+const MAX_FILTERS: usize = 5;
+
 /// A `FilterCriteria`: the records its filters select. Without filters,
 /// every record is selected, as without `FilterCriteria` on AWS.
 #[derive(Debug, Clone, Default)]
@@ -124,7 +129,7 @@ pub struct FilterError {
 impl FilterCriteria {
     /// Compiles the `Pattern` of each filter, in order.
     pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, FilterError> {
-        let filters = patterns
+        let filters: Vec<Filter> = patterns
             .into_iter()
             .enumerate()
             .map(|(index, source)| {
@@ -136,6 +141,15 @@ impl FilterCriteria {
                     .map_err(|reason| FilterError { index, reason })
             })
             .collect::<Result<_, _>>()?;
+        if filters.len() > MAX_FILTERS {
+            return Err(FilterError {
+                index: MAX_FILTERS,
+                reason: format!(
+                    "{} filters, more than Lambda's quota of {MAX_FILTERS} per event source mapping",
+                    filters.len()
+                ),
+            });
+        }
         Ok(FilterCriteria { filters })
     }
 
@@ -512,6 +526,15 @@ mod tests {
     // it matches and records it does not.
 
     #[test]
+    fn more_filters_than_lambdas_quota_are_refused() {
+        let pattern = r#"{"a": ["x"]}"#;
+        assert!(FilterCriteria::parse([pattern; MAX_FILTERS]).is_ok());
+        let err = FilterCriteria::parse([pattern; MAX_FILTERS + 1]).unwrap_err();
+        assert_eq!(err.index, MAX_FILTERS);
+        assert!(err.reason.contains("6 filters"), "{}", err.reason);
+    }
+
+    #[test]
     fn null_matches_a_null_value_only() {
         let pattern = r#"{"UserID": [null]}"#;
         assert!(selects(pattern, json!({"UserID": null})));
@@ -586,6 +609,10 @@ mod tests {
             "compared as numbers"
         );
         assert!(selects(numbers, json!({"x-limit": "200"})));
+        let number = r#"{"x-limit": [{"anything-but": 100}]}"#;
+        assert!(selects(number, json!({"x-limit": 150})));
+        assert!(!selects(number, json!({"x-limit": 100})));
+        assert!(selects(number, json!({"x-limit": "100"})));
     }
 
     #[test]
@@ -675,6 +702,9 @@ mod tests {
             selects(exists, json!({"detail": {"c-count": null}})),
             "null is a value"
         );
+        // An empty array holds no object, so nothing exists under it.
+        assert!(selects(absent, json!({"detail": []})));
+        assert!(!selects(exists, json!({"detail": []})));
         // DynamoDB: the typed leaf is what exists (LocalStack's validated case).
         let typed = r#"{"dynamodb": {"NewImage": {"k": {"S": [{"exists": true}]}}}}"#;
         assert!(selects(
@@ -798,6 +828,10 @@ mod tests {
                 "unsupported option",
             ),
             (
+                r#"{"a": [{"prefix": {"equals-ignore-case": 1}}]}"#,
+                "equals-ignore-case takes a string",
+            ),
+            (
                 r#"{"a": [{"equals-ignore-case": ["x"]}]}"#,
                 "takes a string",
             ),
@@ -806,6 +840,14 @@ mod tests {
             (r#"{"a": [{"numeric": ["!=", 0]}]}"#, "is not a comparison"),
             (
                 r#"{"a": [{"numeric": ["<", 5, ">", 0]}]}"#,
+                "a range is a lower bound",
+            ),
+            (
+                r#"{"a": [{"numeric": [">", 0, ">", 5]}]}"#,
+                "a range is a lower bound",
+            ),
+            (
+                r#"{"a": [{"numeric": ["<", 0, "<", 5]}]}"#,
                 "a range is a lower bound",
             ),
             (
@@ -828,8 +870,16 @@ mod tests {
                 "an empty prefix",
             ),
             (
+                r#"{"a": [{"anything-but": {"suffix": []}}]}"#,
+                "suffix takes a string or strings",
+            ),
+            (
                 r#"{"a": [{"anything-but": {"exists": true}}]}"#,
                 "unsupported option",
+            ),
+            (
+                r#"{"a": [{"anything-but": {"wildcard": "*.png"}}]}"#,
+                "wildcard is not among Lambda's filter rules",
             ),
             (
                 r#"{"a": [{"wildcard": "*.png"}]}"#,
@@ -849,6 +899,13 @@ mod tests {
         }
         let long = format!(r#"{{"a": ["{}"]}}"#, "x".repeat(MAX_PATTERN_LEN));
         assert!(refused(&long).contains("more than Lambda's 4096"));
+        // The maximum itself is allowed.
+        let longest = format!(r#"{{"a": ["{}"]}}"#, "x".repeat(MAX_PATTERN_LEN - 11));
+        assert_eq!(longest.len(), MAX_PATTERN_LEN);
+        assert!(selects(
+            &longest,
+            json!({"a": "x".repeat(MAX_PATTERN_LEN - 11)})
+        ));
         let error = FilterCriteria::parse([r#"{"a": ["x"]}"#, r#"{"a": "x"}"#]).unwrap_err();
         assert_eq!(error.index, 1);
         assert_eq!(

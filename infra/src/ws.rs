@@ -10,31 +10,17 @@
 //!   answering 410 (GoneException) for an unknown or closed connection.
 //! - Every accepted connection ends with exactly one `$disconnect`, whatever
 //!   ended it, with the `disconnectStatusCode` and `disconnectReason` AWS
-//!   sends for that cause ([`Closure`]): the client's close frame passes its
-//!   code and reason on (1005 without a code), a drop without a close frame
-//!   (TCP gone, read error) is 1006, `DELETE @connections` 1000, the idle
-//!   timeout and the maximum duration 1001, a message over 1 MiB 1009. When
-//!   the gateway is the one closing, the client first gets a close frame
-//!   with that code and reason, and up to a second to answer it.
-//! - [`WsSettings`] holds API Gateway's two limits on a connection (10
-//!   minutes idle, 2 hours in all; tests shorten them) and a switch that
-//!   loses the `$disconnect` of a drop. AWS calls `$disconnect` best effort;
-//!   the functions' answer to a lost one (the next push gets a 410 and
-//!   cleans up) must stay testable.
-//! - Activity, for the idle timeout, is a data message either way: a frame
-//!   from the client or a `POST @connections` to it. WebSocket ping and
-//!   pong control frames are answered but are not activity.
+//!   sends for that cause ([`Closure`]); when the gateway is the one
+//!   closing, the client first gets a close frame with that code, and up
+//!   to a second to answer it.
+//! - [`WsSettings`] holds API Gateway's idle timeout and maximum duration
+//!   (tests shorten them) and a switch that loses the `$disconnect` of a
+//!   drop: AWS calls `$disconnect` best effort, and the functions' answer
+//!   to a lost one (the next push gets a 410 and cleans up) must stay
+//!   testable.
 //!
-//! Sources (docs/API.md §7.6 has the details and what is uncertain): the
-//! limits are API Gateway's WebSocket quotas
-//! (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html>),
-//! the close codes its WebSocket overview
-//! (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-overview.html>),
-//! the `$disconnect` event's shape and 1005's reason the sample event in
-//! aws_lambda_events (`example-apigw-websocket-request-disconnect-route.json`),
-//! 1000's reason for a `DeleteConnection` the API Gateway logs quoted in
-//! aws/chalice#2060. That pings do not count is reported by users, not
-//! documented by AWS; the reasons of 1001, 1006 and 1009 are ours.
+//! The causes, codes, limits, what counts as activity and the sources for
+//! each (and what is uncertain) are in one place: docs/API.md §7.6.
 //!
 //! The function runs in process: its event is built as JSON and
 //! deserialised into `ApiGatewayWebsocketProxyRequest`, as the runtime does.
@@ -408,7 +394,8 @@ impl WsGateway {
         let mut closing: Option<Closure> = None;
         loop {
             tokio::select! {
-                // A close preempts whatever else is ready.
+                // A close preempts whatever else is ready, then the
+                // deadlines, then the next frame.
                 biased;
                 sent = &mut closed, if closing.is_none() => {
                     match sent {
@@ -418,6 +405,15 @@ impl WsGateway {
                         Err(_) => return End::Dropped,
                     }
                     answer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                }
+                // The deadlines before the next frame: a client that always
+                // has a frame waiting would otherwise outlive both.
+                // The client did not answer the gateway's close frame in time.
+                () = &mut answer, if closing.is_some() => {
+                    return closing.map_or(End::Dropped, End::Gateway);
+                }
+                () = &mut lifetime, if closing.is_none() => {
+                    self.close(connection_id, Closure::going_away());
                 }
                 frame = reader.next() => {
                     let (body, is_base64, size) = match frame {
@@ -465,13 +461,6 @@ impl WsGateway {
                             self.close(connection_id, Closure::going_away());
                         }
                     }
-                }
-                () = &mut lifetime, if closing.is_none() => {
-                    self.close(connection_id, Closure::going_away());
-                }
-                // The client did not answer the gateway's close frame in time.
-                () = &mut answer, if closing.is_some() => {
-                    return closing.map_or(End::Dropped, End::Gateway);
                 }
             }
         }
@@ -644,6 +633,22 @@ async fn handshake(
     State(gateway): State<Arc<WsGateway>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // A client that leaves during `$connect` drops this request's future;
+    // the handshake runs on regardless, as Lambda runs `$connect` to the
+    // end, so that a connection `$connect` accepted reaches the failed
+    // upgrade below (and its `$disconnect`) instead of staying registered.
+    tokio::spawn(accept(gateway, addr, query, headers, upgrade))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn accept(
+    gateway: Arc<WsGateway>,
+    addr: SocketAddr,
+    query: Option<String>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -829,6 +834,9 @@ mod tests {
                 let log = Arc::clone(&log);
                 async move {
                     crate::sync::lock(&log).push(request);
+                    // As a real function awaits its I/O: the session's task
+                    // yields here, and its timers get to fire.
+                    tokio::task::yield_now().await;
                     let mut response = ApiGatewayProxyResponse::default();
                     response.status_code = 200;
                     response
@@ -1080,15 +1088,85 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_client_close_racing_a_delete_disconnects_once() {
+    async fn a_client_close_and_a_delete_disconnect_once_whichever_comes_first() {
         let (gateway, seen) = gateway(WsSettings::AWS);
-        for _ in 0..20 {
-            let client = open(&gateway);
-            client.close_with(1000, "");
-            gateway.close(&client.id, Closure::deleted());
-            client.ended().await;
+        // The delete first: the session reads the gateway's close before
+        // the client's, and reports the delete's code.
+        let client = open(&gateway);
+        assert!(gateway.close(&client.id, Closure::deleted()));
+        client.close_with(4000, "bye");
+        client.ended().await;
+        assert_eq!(
+            disconnects(&seen),
+            [(1000, "Connection Closed Normally".to_owned())]
+        );
+
+        // The client's close first: once the session has read it, the
+        // connection is gone and a delete finds nothing to close.
+        let client = open(&gateway);
+        client.close_with(4000, "bye");
+        let id = client.id.clone();
+        while gateway.with_connections(|connections| connections.contains_key(&id)) {
+            tokio::task::yield_now().await;
         }
-        assert_eq!(disconnects(&seen).len(), 20);
+        assert!(!gateway.close(&id, Closure::deleted()));
+        client.ended().await;
+        assert_eq!(
+            disconnects(&seen),
+            [
+                (1000, "Connection Closed Normally".to_owned()),
+                (4000, "bye".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_gone_during_connect_is_disconnected_and_forgotten() {
+        let seen: Seen = Arc::default();
+        let log = Arc::clone(&seen);
+        let slow_connect =
+            platform::lambda::event_service(move |request: ApiGatewayWebsocketProxyRequest| {
+                let log = Arc::clone(&log);
+                async move {
+                    if request.request_context.route_key.as_deref() == Some("$connect") {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    crate::sync::lock(&log).push(request);
+                    let mut response = ApiGatewayProxyResponse::default();
+                    response.status_code = 200;
+                    response
+                }
+            });
+        let gateway = WsGateway::with_settings("local", [], slow_connect, WsSettings::AWS);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::clone(&gateway)));
+
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(
+            &mut client,
+            b"GET / HTTP/1.1\r\nHost: local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(client);
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while disconnects(&seen).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let connects = crate::sync::lock(&seen)
+            .iter()
+            .filter(|event| event.request_context.route_key.as_deref() == Some("$connect"))
+            .count();
+        assert_eq!(connects, 1, "$connect ran to its end");
+        assert_eq!(
+            disconnects(&seen),
+            [(1006, "Connection closed abnormally".to_owned())]
+        );
+        assert!(gateway.with_connections(|connections| connections.is_empty()));
     }
 
     #[tokio::test]
@@ -1166,6 +1244,30 @@ mod tests {
         assert!(started.elapsed() >= max, "{:?}", started.elapsed());
         client.close_with(1001, "");
         client.ended().await;
+        assert_eq!(disconnects(&seen), [(1001, "Going away".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_always_has_a_frame_waiting_is_still_closed_at_the_maximum_duration() {
+        const QUEUED: usize = 20_000;
+        let (gateway, seen) = gateway(WsSettings {
+            max_duration: Duration::from_millis(20),
+            ..WsSettings::AWS
+        });
+        let mut client = open(&gateway);
+        for _ in 0..QUEUED {
+            client.text(r#"{"action":"ping"}"#);
+        }
+        let frame = client.close_frame(Duration::from_secs(30)).await;
+        assert_eq!(frame, Some((1001, "Going away".to_owned())));
+        let before_close = routed(&seen);
+        assert!(
+            before_close < QUEUED / 2,
+            "the deadline waited for the queue: {before_close} of {QUEUED} frames routed first"
+        );
+        // What was still queued is not routed after the close.
+        client.ended().await;
+        assert!(routed(&seen) <= before_close + 1);
         assert_eq!(disconnects(&seen), [(1001, "Going away".to_owned())]);
     }
 

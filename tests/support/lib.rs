@@ -239,7 +239,7 @@ impl TestApp {
         let sdk = platform::aws::sdk_config_for_endpoint(endpoint, REGION).await;
         let template =
             Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
-        let recorder = CallRecorder::new(Deployment {
+        let recorder = CallRecorder::logged(Deployment {
             region: REGION.to_owned(),
             table: storage.table_name.clone(),
             bucket: storage.bucket_name.clone(),
