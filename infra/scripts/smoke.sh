@@ -21,9 +21,12 @@ stop() { kill -INT -- "-$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/nu
 trap stop EXIT
 
 base="http://127.0.0.1:$API_PORT"
-for _ in $(seq 1 600); do
-  curl -fsS "$base/health" > /dev/null 2>&1 && break
+# dev.sh builds the local binaries first: on a cold target/ of a busy
+# 2-core machine that alone has taken over two minutes.
+deadline=$((SECONDS + 600))
+until curl -fsS "$base/health" > /dev/null 2>&1; do
   kill -0 "$dev_pid" 2>/dev/null || { cat "$log"; echo "smoke: dev.sh exited early" >&2; exit 1; }
+  (( SECONDS < deadline )) || { cat "$log"; echo "smoke: no /health within 600 s" >&2; exit 1; }
   sleep 0.2
 done
 
