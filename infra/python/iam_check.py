@@ -322,7 +322,10 @@ def main(template_path, directory):
         for logical_id, resource in source["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     ]
-    called = {function for function, _, _, _ in judged}
+    judged_of = defaultdict(list)
+    for entry in judged:
+        judged_of[entry[0]].append(entry)
+    called = set(judged_of)
     for function in functions:
         if function not in called:
             failures.append(f"no test made a call as {function}")
@@ -334,15 +337,13 @@ def main(template_path, directory):
             # A policy template: what it grants is known only expanded, so
             # its removal must deny some call of the function, or no test
             # exercises it.
-            mine = [entry for entry in judged if entry[0] == function]
-            if not denials(without(source, function, p, s, action), mine):
+            if not denials(without(source, function, p, s, action), judged_of[function]):
                 unexercised.append(f"{function}: policy template {action}")
             continue
         if (function, action) not in exercised:
             unexercised.append(f"{function}: {action}")
             continue
-        mine = [entry for entry in judged if entry[0] == function]
-        if not denials(without(source, function, p, s, action), mine):
+        if not denials(without(source, function, p, s, action), judged_of[function]):
             failures.append(
                 f"removing {action} from {function}'s statement {s} denies no call: "
                 "granted twice, or the check cannot see it"

@@ -653,6 +653,12 @@ mod tests {
             .collect()
     }
 
+    /// A DynamoDB (or Streams) JSON request: what matters is its target
+    /// and body.
+    fn judge_dynamodb(target: &str, body: Value) -> Vec<(String, String)> {
+        judge("POST", "http://h/", "dynamodb", Some(target), Some(body))
+    }
+
     fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         expected
             .iter()
@@ -666,24 +672,12 @@ mod tests {
     fn a_query_on_an_index_is_authorized_on_the_index() {
         let body = json!({"TableName": "t", "IndexName": "gsi1"});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDB_20120810.Query"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDB_20120810.Query", body),
             pairs(&[("dynamodb:Query", &format!("{TABLE}/index/gsi1"))])
         );
         let body = json!({"TableName": "t"});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDB_20120810.GetItem"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDB_20120810.GetItem", body),
             pairs(&[("dynamodb:GetItem", TABLE)])
         );
     }
@@ -698,13 +692,7 @@ mod tests {
         ]});
         let other = "arn:aws:dynamodb:us-east-1:123456789012:table/u";
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDB_20120810.TransactWriteItems"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDB_20120810.TransactWriteItems", body),
             pairs(&[
                 ("dynamodb:PutItem", TABLE),
                 ("dynamodb:UpdateItem", TABLE),
@@ -714,13 +702,7 @@ mod tests {
         );
         let body = json!({"TransactItems": [{"Get": {"TableName": "t"}}]});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDB_20120810.TransactGetItems"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDB_20120810.TransactGetItems", body),
             pairs(&[("dynamodb:GetItem", TABLE)])
         );
     }
@@ -729,13 +711,7 @@ mod tests {
     fn a_batch_is_authorized_per_table() {
         let body = json!({"RequestItems": {"t": {}}});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDB_20120810.BatchWriteItem"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDB_20120810.BatchWriteItem", body),
             pairs(&[("dynamodb:BatchWriteItem", TABLE)])
         );
     }
@@ -745,36 +721,18 @@ mod tests {
         let stream = format!("{TABLE}/stream/2026");
         let body = json!({"StreamArn": stream});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDBStreams_20120810.DescribeStream"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDBStreams_20120810.DescribeStream", body),
             pairs(&[("dynamodb:DescribeStream", &stream)])
         );
         let body = json!({"ShardIterator": format!("{stream}|1|opaque")});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDBStreams_20120810.GetRecords"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDBStreams_20120810.GetRecords", body),
             pairs(&[("dynamodb:GetRecords", &stream)])
         );
         // Listing names no stream yet: IAM checks it on every resource.
         let body = json!({"TableName": "t"});
         assert_eq!(
-            judge(
-                "POST",
-                "http://h/",
-                "dynamodb",
-                Some("DynamoDBStreams_20120810.ListStreams"),
-                Some(body)
-            ),
+            judge_dynamodb("DynamoDBStreams_20120810.ListStreams", body),
             pairs(&[("dynamodb:ListStreams", "*")])
         );
     }
