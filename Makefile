@@ -50,7 +50,19 @@ $(DEPLOY_STAMP): $(STAMP) infra/python/requirements-deploy.txt
 	@rm -f $(VENV)/.deploy-*
 	@touch $@
 
-dev: venv
+# The renderer GET /docs loads (@scalar/api-reference, pinned in
+# infra/docs/package-lock.json at the version health pins): the local gateway
+# serves its files in jsDelivr's place (infra/src/cdn.rs), so `make dev` and
+# the tests render /docs offline. Reinstalled when the lock file changes; no
+# package's install script is needed to serve a file.
+DOCS_DIR   := infra/docs
+DOCS_STAMP := $(DOCS_DIR)/node_modules/.installed-$(shell cksum $(DOCS_DIR)/package-lock.json | cut -d' ' -f1)
+
+$(DOCS_STAMP): $(DOCS_DIR)/package-lock.json
+	npm ci --prefix $(DOCS_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+dev: venv $(DOCS_STAMP)
 	@bash infra/scripts/dev.sh
 
 # Promotes a registered user to admin: against the local emulator by default,
@@ -139,7 +151,8 @@ openapi:
 # Every AWS call the functions make in these tests is recorded
 # (infra/src/calls.rs) into CALL_LOG_DIR, for `make iam`.
 CALL_LOG_DIR := target/aws-calls
-unit: venv
+unit: venv $(DOCS_STAMP)
+	$(VENV)/bin/python infra/python/moto_launcher_test.py
 	rm -rf $(CALL_LOG_DIR)
 	AWS_CALL_LOG_DIR="$(CURDIR)/$(CALL_LOG_DIR)" cargo test --workspace --locked
 
@@ -151,7 +164,7 @@ iam: venv
 	$(VENV)/bin/python infra/python/iam_check.py template.yaml $(CALL_LOG_DIR)
 
 # `make dev` itself, end to end: real binaries, real emulator, free ports.
-smoke: venv
+smoke: venv $(DOCS_STAMP) web-deps chromium
 	@bash infra/scripts/smoke.sh
 
 # In this order even under `make -j`: `iam` judges the calls `unit` records.
@@ -236,7 +249,7 @@ MUTANTS_FILES ?= shared/model/src/error.rs shared/model/src/keys.rs shared/model
   shared/platform/src/jwt.rs shared/platform/src/auth.rs shared/platform/src/cursor.rs \
   shared/model/src/idempotency.rs functions/posts/src/idempotency.rs \
   shared/model/src/ratelimit.rs shared/platform/src/ratelimit.rs functions/stream/src/sessions.rs \
-  infra/src/calls.rs infra/src/filter.rs
+  infra/src/calls.rs infra/src/filter.rs shared/model/src/patterns.rs shared/platform/src/extract.rs
 # The mutants (of MUTANTS_API_FILES) that only a real DynamoDB can tell apart
 # (the code behind the store call: a slot given back, a record read, a
 # session judged live), which the crates' own tests cannot reach without
@@ -263,3 +276,38 @@ mutants-api: $(CARGO_MUTANTS) venv
 	  $(addprefix --file ,$(MUTANTS_API_FILES)) --re '$(MUTANTS_API_RE)' \
 	  --test-package tests --baseline skip --timeout 300 --build-timeout 3600 \
 	  --output target/mutants-api -- --test api -- $(MUTANTS_API_TESTS)
+
+# The web client checks (tests/web, run by infra/scripts/web.sh against a
+# running stack): openapi-typescript, openapi-fetch, TypeScript and
+# playwright-core, pinned in tests/web/package-lock.json and reinstalled
+# when it changes, as the AsyncAPI validator is. No package in that tree has
+# an install script; --ignore-scripts keeps it so (playwright-core never
+# downloads a browser: the checks drive Debian's chromium, `make chromium`).
+.PHONY: web-deps chromium web
+WEB_DIR   := tests/web
+WEB_STAMP := $(WEB_DIR)/node_modules/.installed-$(shell cksum $(WEB_DIR)/package-lock.json | cut -d' ' -f1)
+
+$(WEB_STAMP): $(WEB_DIR)/package-lock.json
+	npm ci --prefix $(WEB_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+web-deps: $(WEB_STAMP)
+
+# The browser of the web checks: $CHROMIUM when set (e.g. a CI runner's
+# preinstalled Chrome), else Debian's chromium, installed with apt when it
+# is missing and we are root.
+chromium:
+	@if [ -n "$${CHROMIUM:-}" ]; then \
+	  test -x "$$CHROMIUM" || { echo "make chromium: CHROMIUM=$$CHROMIUM is not an executable file" >&2; exit 1; }; \
+	elif [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "make chromium: no /usr/bin/chromium and not root: run 'apt-get install chromium' as root, or set CHROMIUM to a Chrome or Chromium binary" >&2; exit 1; \
+	fi
+
+# Against a stack that is already running, e.g. started with
+# CORS_ALLOWED_ORIGINS=http://127.0.0.1:5173:
+#   make web API_BASE=http://127.0.0.1:3000 WS_URL=ws://127.0.0.1:3001 PAGE_PORT=5173 OTHER_PAGE_PORT=5174
+web: web-deps chromium
+	@bash infra/scripts/web.sh

@@ -17,3 +17,6 @@ export APP_URL="${APP_URL:-http://127.0.0.1:$API_PORT}"
 MOTO_PORT="${MOTO_PORT:-4566}"
 # The functions reach the local gateway's @connections API here.
 export WS_MANAGEMENT_ENDPOINT="${WS_MANAGEMENT_ENDPOINT:-http://127.0.0.1:$WS_PORT/local}"
+# /docs loads its pinned renderer from the local gateway's stand-in for
+# jsDelivr (infra/src/cdn.rs) rather than from the internet.
+export DOCS_ASSETS_URL="${DOCS_ASSETS_URL:-/_cdn/npm}"

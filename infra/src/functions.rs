@@ -205,11 +205,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The committed document's text: pretty JSON with a final newline.
 pub fn openapi_json() -> String {
-    let mut text = openapi()
-        .to_pretty_json()
-        .expect("an OpenAPI document always serialises");
-    text.push('\n');
-    text
+    platform::openapi::document_json(&openapi())
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@
 //! through lambda_http's own adapter, in process. The adapter's JSON answer is
 //! then written back as API Gateway would. What the function sees locally is
 //! therefore what it sees on AWS.
+//!
+//! The gateway serves the API at the root of its host and reports the stage
+//! `local`: what API Gateway does for a custom domain whose root is mapped to
+//! that stage. Beside the API it serves the local stand-in for jsDelivr
+//! ([`crate::cdn`]), which is not a route of the template.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -39,6 +44,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::{
+    cdn::LocalCdn,
     event,
     template::{ApiRoute, Template},
 };
@@ -135,10 +141,12 @@ pub struct RestGateway {
     functions: HashMap<String, HttpService>,
     timeouts: HashMap<String, Duration>,
     stage: String,
+    cdn: LocalCdn,
 }
 
 impl RestGateway {
-    /// Fails when the template routes to a function that was not given.
+    /// Fails when the template routes to a function that was not given, or
+    /// when the docs page's renderer is not installed for the local CDN.
     pub fn new(
         template: &Template,
         functions: HashMap<String, HttpService>,
@@ -177,12 +185,16 @@ impl RestGateway {
             functions,
             timeouts,
             stage: stage.to_owned(),
+            cdn: LocalCdn::locate()?,
         })
     }
 
     /// The axum app that serves the gateway.
     pub fn into_router(self) -> Router {
-        Router::new().fallback(handle).with_state(Arc::new(self))
+        Router::new()
+            .merge(self.cdn.clone().router())
+            .fallback(handle)
+            .with_state(Arc::new(self))
     }
 
     fn route(&self, method: &str, path: &str) -> Option<(&ApiRoute, BTreeMap<String, String>)> {
@@ -481,7 +493,11 @@ pub fn proxy_event(
             "requestId": uuid::Uuid::new_v4().to_string(),
             "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
             "requestTimeEpoch": now.timestamp_millis(),
-            "path": format!("/{stage}{path}"),
+            // The path the client asked for. On the execute-api URL it
+            // starts with the stage (`/prod/health`); here, as behind a
+            // custom domain, it is the path at the root, so what a function
+            // derives from it (health's `servers`) points back here.
+            "path": path,
             "protocol": "HTTP/1.1",
             "stage": stage,
             "domainName": host,
@@ -568,6 +584,9 @@ mod tests {
             functions: HashMap::new(),
             timeouts: HashMap::new(),
             stage: "local".into(),
+            cdn: LocalCdn {
+                package_dir: std::path::PathBuf::new(),
+            },
         }
     }
 
@@ -636,7 +655,8 @@ mod tests {
             "127.0.0.1:5555".parse().unwrap(),
         );
         assert_eq!(event["isBase64Encoded"], true);
-        assert_eq!(event["requestContext"]["path"], "/local/api/v1/things/42");
+        assert_eq!(event["requestContext"]["path"], "/api/v1/things/42");
+        assert_eq!(event["requestContext"]["stage"], "local");
         assert_eq!(event["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
         let request: lambda_http::Request = serde_json::from_value::<LambdaRequest>(event)
             .unwrap()

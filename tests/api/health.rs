@@ -1,5 +1,7 @@
 //! Health and readiness through the local gateway, including `/ready` with
-//! the emulator stopped.
+//! the emulator stopped, and the API's description: `/docs` with its pinned
+//! renderer served by the gateway, `/openapi.json` with the gateway's root
+//! as its server.
 
 use tests::{Moto, TestApp, assert_envelope};
 
@@ -79,4 +81,47 @@ async fn ready_is_503_with_the_emulator_stopped_and_health_stays_up() {
     );
 
     assert_eq!(app.get("/health").await.status, 200);
+}
+
+#[tokio::test]
+async fn docs_loads_the_pinned_renderer_from_the_local_gateway() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/docs").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = page.header("content-security-policy").expect("a CSP");
+    assert!(policy.starts_with("default-src 'none';"), "{policy}");
+    assert!(!policy.contains("unsafe-eval"), "{policy}");
+    let html = page.body.as_str().expect("HTML");
+    let renderer = health::docs::RENDERER;
+    let src = format!("{}/{}", infra::cdn::LOCAL_CDN_PATH, renderer.cdn_path());
+    assert!(
+        html.contains(&format!(
+            r#"<script src="{src}" integrity="{}" crossorigin="anonymous">"#,
+            renderer.integrity
+        )),
+        "{html}"
+    );
+
+    let asset = app.get(&src).await;
+    assert_eq!(asset.status, 200);
+    assert_eq!(
+        asset.header("content-type"),
+        Some("application/javascript; charset=utf-8")
+    );
+}
+
+#[tokio::test]
+async fn the_document_names_the_root_the_local_gateway_serves_at() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(
+        response.body["servers"],
+        serde_json::json!([{ "url": "/" }])
+    );
 }

@@ -168,6 +168,9 @@ fn test_environment(overrides: &[(&str, &str)]) -> HashMap<String, String> {
         ),
         ("EMAIL_FROM", EMAIL_FROM.to_owned()),
         ("APP_URL", "http://app.test".to_owned()),
+        // As under `make dev`: /docs loads its renderer from the gateway,
+        // so it renders without internet.
+        ("DOCS_ASSETS_URL", infra::cdn::LOCAL_CDN_PATH.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -114,16 +114,11 @@ fn auth_response(user: &UserItem, pair: TokenPair) -> AuthResponse {
 #[serde(deny_unknown_fields)]
 #[schema(as = RegisterRequest)]
 pub struct RawRegister {
-    #[schema(required = true, schema_with = platform::openapi::name_text)]
+    #[schema(required = true, schema_with = platform::openapi::fields::name)]
     name: Option<String>,
-    #[schema(required = true, format = Email, max_length = 254)]
+    #[schema(required = true, schema_with = platform::openapi::fields::email)]
     email: Option<String>,
-    #[schema(
-        required = true,
-        min_length = 8,
-        max_length = 128,
-        pattern = "^(?=.*[A-Za-z])(?=.*[0-9]).*$"
-    )]
+    #[schema(required = true, schema_with = platform::openapi::fields::new_password)]
     password: Option<String>,
 }
 
@@ -197,9 +192,9 @@ pub async fn register(
 #[serde(deny_unknown_fields)]
 #[schema(as = LoginRequest)]
 pub struct RawLogin {
-    #[schema(required = true, format = Email, max_length = 254)]
+    #[schema(required = true, schema_with = platform::openapi::fields::email)]
     email: Option<String>,
-    #[schema(required = true, min_length = 1, max_length = 128)]
+    #[schema(required = true, schema_with = platform::openapi::fields::login_password)]
     password: Option<String>,
 }
 
@@ -314,7 +309,7 @@ pub async fn login(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = RefreshRequest)]
 pub struct RawRefresh {
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = platform::openapi::fields::token)]
     refresh_token: Option<String>,
 }
 
@@ -414,7 +409,7 @@ pub async fn profile(user: AuthUser) -> ApiResponse<UserResponse> {
 #[serde(deny_unknown_fields)]
 #[schema(as = TokenRequest)]
 pub struct RawToken {
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = platform::openapi::fields::token)]
     token: Option<String>,
 }
 
@@ -453,7 +448,7 @@ pub async fn verify_email(
 #[serde(deny_unknown_fields)]
 #[schema(as = ForgotPasswordRequest)]
 pub struct RawForgot {
-    #[schema(required = true, format = Email, max_length = 254)]
+    #[schema(required = true, schema_with = platform::openapi::fields::email)]
     email: Option<String>,
 }
 
@@ -530,9 +525,9 @@ pub async fn forgot_password(
 #[serde(deny_unknown_fields)]
 #[schema(as = ResetPasswordRequest)]
 pub struct RawReset {
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = platform::openapi::fields::token)]
     token: Option<String>,
-    #[schema(required = true, min_length = 8, max_length = 128)]
+    #[schema(required = true, schema_with = platform::openapi::fields::new_password)]
     password: Option<String>,
 }
 

@@ -3,18 +3,22 @@
 //!
 //! `/health` answers from memory and touches nothing, so it stays cheap for
 //! load balancers and uptime checks. `/ready` asks DynamoDB and S3, each with
-//! a short timeout, and names whichever is down.
+//! a short timeout, and names whichever is down. `/openapi.json` is the
+//! committed document with the caller's `servers` ([`document`]); `/docs` a
+//! page that renders it with a pinned renderer ([`docs`]).
 
 use std::{sync::Arc, time::Duration};
 
 use aws_config::SdkConfig;
 use axum::{
-    Router,
+    Extension, Router,
     extract::State,
     response::{IntoResponse, Response},
     routing::get,
 };
 use chrono::{SecondsFormat, Utc};
+use docs::{DocsConfig, DocsPage};
+use lambda_http::request::RequestContext;
 use model::Table;
 use platform::{
     ApiResponse, AppError,
@@ -26,13 +30,11 @@ use platform::{
 };
 use serde::Serialize;
 
+pub mod docs;
+pub mod document;
+
 /// How long one readiness check may take before it counts as down.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The REST API's OpenAPI document, generated from the route crates into
-/// this committed file (a test fails when it is stale), so that health
-/// links none of them.
-const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 
 /// What the health routes need, built once per cold start.
 #[derive(Debug, Clone)]
@@ -40,17 +42,20 @@ struct HealthState {
     table: Table,
     s3: aws_sdk_s3::Client,
     bucket: Arc<str>,
+    docs: Arc<DocsPage>,
 }
 
 /// The function, ready to serve: configuration from `source`, clients from
 /// `sdk`. Its `main`, the local gateway and the tests all build it here.
 pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, ConfigError> {
     let storage = StorageConfig::from_source(source)?;
+    let docs = DocsPage::new(&DocsConfig::from_source(source)?);
     let clients = AwsClients::new(sdk, &storage);
     let state = HealthState {
         table: Table::new(clients.dynamodb, storage.table_name.clone()),
         s3: clients.s3,
         bucket: storage.bucket_name.as_str().into(),
+        docs: Arc::new(docs),
     };
     Ok(http_service(router(state), HttpOptions::public(source)?))
 }
@@ -59,7 +64,7 @@ fn router(state: HealthState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/openapi.json", get(openapi_json))
+        .route(document::ROUTE, get(openapi_json))
         .route("/docs", get(docs))
         .with_state(state)
 }
@@ -185,32 +190,86 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api.build()
 }
 
-/// GET /openapi.json
-async fn openapi_json() -> Response {
-    ([(http::header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()
+/// GET /openapi.json. The request context is API Gateway's (lambda_http
+/// puts it on every request it builds); without one, the document is for
+/// the root.
+async fn openapi_json(context: Option<Extension<RequestContext>>) -> Response {
+    document::response(context.as_deref())
 }
 
-/// The viewer loads from a CDN in the reader's browser; the function itself
-/// fetches nothing.
-const DOCS_PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Social API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-</head>
-<body>
-<script id="api-reference" data-url="openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-</body>
-</html>
-"#;
-
 /// GET /docs
-async fn docs() -> Response {
-    (
-        [(http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        DOCS_PAGE,
-    )
-        .into_response()
+async fn docs(State(state): State<HealthState>) -> Response {
+    state.docs.response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+    use lambda_http::{RequestExt, aws_lambda_events::apigw::ApiGatewayProxyRequestContext};
+    use tower::ServiceExt;
+
+    /// The function as API Gateway's REST API calls it for `path` of stage
+    /// `stage`, the client having asked for `asked`.
+    async fn get(stage: &str, asked: &str, path: &str) -> Response {
+        let variables = |name: &str| match name {
+            "TABLE_NAME" | "BUCKET_NAME" => Some("unused".to_owned()),
+            _ => None,
+        };
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let service = build(&variables, &sdk).expect("configuration");
+        let mut context = ApiGatewayProxyRequestContext::default();
+        context.stage = Some(stage.to_owned());
+        context.path = Some(asked.to_owned());
+        let request = http::Request::builder()
+            .uri(format!("/{stage}{path}"))
+            .body(lambda_http::Body::Empty)
+            .unwrap()
+            .with_request_context(RequestContext::ApiGatewayV1(context));
+        match service.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn the_document_names_the_prefix_it_was_reached_under() {
+        for (stage, asked, base) in [
+            ("prod", "/prod/openapi.json", "/prod"),
+            ("prod", "/v1/openapi.json", "/v1"),
+            ("local", "/openapi.json", "/"),
+        ] {
+            let response = get(stage, asked, "/openapi.json").await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+            let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            let document: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(document["servers"], serde_json::json!([{ "url": base }]));
+            assert!(document["paths"]["/health"].is_object());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_docs_page_is_served_with_its_policy() {
+        let response = get("prod", "/prod/docs", "/docs").await;
+        assert_eq!(response.status(), 200);
+        let policy = response.headers()[http::header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            policy.starts_with("default-src 'none'; script-src"),
+            "{policy}"
+        );
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        let pinned = docs::AssetsUrl::Absolute(docs::DEFAULT_ASSETS_URL.into()).renderer_url();
+        assert!(html.contains(&pinned), "{html}");
+    }
 }

@@ -156,7 +156,7 @@ async fn delete_notification(
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use platform::openapi::{ApiBuilder, Data, Query, Route};
+    use platform::openapi::{ApiBuilder, Data, Link, Query, Route};
     use utoipa::openapi::HttpMethod::{Delete, Get, Patch, Post};
     let mut api = ApiBuilder::new();
     let notification = api.schema::<Notification>();
@@ -171,7 +171,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             "Own notifications, newest first",
         )
         .data(Data::Page(notification.clone()))
-        .query(query),
+        .query(query)
+        .link(Link::to(Patch, "/api/v1/notifications/{id}/read").with("id", "/data/0/id"))
+        .link(Link::to(Delete, "/api/v1/notifications/{id}").with("id", "/data/0/id")),
     );
     api.route(
         Route::new(

@@ -77,7 +77,7 @@ fn router(state: PostsState) -> Router {
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use platform::openapi::{ApiBuilder, Data, Query, Route};
+    use platform::openapi::{ApiBuilder, Data, Link, Query, Route};
     use utoipa::openapi::HttpMethod::{Delete, Get, Patch, Post};
     let mut api = ApiBuilder::new();
     let post = api.schema::<model::posts::Post>();
@@ -86,8 +86,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let patch = api.schema::<routes::RawPatchPost>();
     let create_comment = api.schema::<routes::RawCreateComment>();
     let mut list = Query::page();
-    list.push(Query::string("authorId", "Only posts by this user"));
-    list.push(Query::string("tag", "Only posts with this tag"));
+    list.push(Query::id("authorId", "Only posts by this user"));
+    list.push(Query::tag("tag", "Only posts with this tag"));
+    let post_id = |method, path| Link::to(method, path).with("id", "/data/id");
+    let first_post = |method, path| Link::to(method, path).with("id", "/data/0/id");
     api.route(
         Route::new(
             Post,
@@ -96,13 +98,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         )
         .body(create)
         .created()
+        .idempotent()
         .data(Data::One(post.clone()))
-        .errors(&[409]),
+        .errors(&[409])
+        .link(post_id(Get, "/api/v1/posts/{id}"))
+        .link(post_id(Patch, "/api/v1/posts/{id}"))
+        .link(post_id(Delete, "/api/v1/posts/{id}"))
+        .link(post_id(Get, "/api/v1/posts/{id}/comments"))
+        .link(post_id(Post, "/api/v1/posts/{id}/comments")),
     );
     api.route(
         Route::new(Get, "/api/v1/posts", "Posts, newest first")
             .data(Data::Page(post.clone()))
-            .query(list),
+            .query(list)
+            .link(first_post(Get, "/api/v1/posts/{id}"))
+            .link(first_post(Get, "/api/v1/posts/{id}/comments")),
     );
     api.route(Route::new(Get, "/api/v1/posts/{id}", "One post").data(Data::One(post.clone())));
     api.route(
@@ -128,8 +138,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         )
         .body(create_comment)
         .created()
+        .idempotent()
         .data(Data::One(comment.clone()))
-        .errors(&[409]),
+        .errors(&[409])
+        .link(
+            Link::to(Delete, "/api/v1/posts/{id}/comments/{commentId}")
+                .with("id", "/data/postId")
+                .with("commentId", "/data/id"),
+        ),
     );
     api.route(
         Route::new(Get, "/api/v1/posts/{id}/comments", "Comments, oldest first")

@@ -20,7 +20,7 @@ use model::{
 use platform::{
     ApiResponse, AppError, FieldCode, FieldError, Pagination,
     auth::{AuthUser, PendingAuth},
-    extract::{Json, ParseBody, path_id},
+    extract::{Json, JsonInteger, ParseBody, path_id},
     query::{PageRequest, QueryParams},
     uploads::ready_upload,
 };
@@ -35,19 +35,8 @@ pub const MAX_TAGS: usize = 10;
 
 /// `schema_with` of `tags` in request bodies: the tag rule on every item,
 /// so that the tags a fuzzer means as valid are tags.
-fn tags_schema() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
-    ArrayBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(Tag::MAX_CHARS))
-                .pattern(Some(Tag::PATTERN)),
-        )
-        .max_items(Some(MAX_TAGS))
-        .build()
+fn tags_schema() -> utoipa::openapi::schema::Schema {
+    platform::openapi::tags_list(platform::openapi::Presence::Optional, MAX_TAGS)
 }
 
 /// Up to ten valid tags; repeats are dropped, order is kept.
@@ -192,12 +181,13 @@ async fn replay_after_race(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = CreatePostRequest)]
 pub struct RawCreatePost {
-    #[schema(required = true, schema_with = platform::openapi::title_text)]
+    #[schema(required = true, schema_with = platform::openapi::fields::title)]
     title: Option<String>,
-    #[schema(required = true, schema_with = platform::openapi::post_body_text)]
+    #[schema(required = true, schema_with = platform::openapi::fields::post_body)]
     body: Option<String>,
     #[schema(schema_with = tags_schema)]
     tags: Option<Vec<String>>,
+    #[schema(schema_with = platform::openapi::fields::id_optional)]
     image_upload_id: Option<String>,
 }
 
@@ -357,14 +347,14 @@ pub async fn get_post(
 #[serde(deny_unknown_fields)]
 #[schema(as = PatchPostRequest)]
 pub struct RawPatchPost {
-    #[schema(schema_with = platform::openapi::title_text)]
+    #[schema(schema_with = platform::openapi::fields::title_optional)]
     title: Option<String>,
-    #[schema(schema_with = platform::openapi::post_body_text)]
+    #[schema(schema_with = platform::openapi::fields::post_body_optional)]
     body: Option<String>,
     #[schema(schema_with = tags_schema)]
     tags: Option<Vec<String>>,
-    #[schema(required = true, minimum = 1)]
-    version: Option<i64>,
+    #[schema(required = true, schema_with = platform::openapi::fields::version)]
+    version: Option<JsonInteger>,
 }
 
 pub struct PatchPost {
@@ -393,7 +383,7 @@ impl ParseBody for PatchPost {
                 ));
                 None
             }
-            Some(raw) => errors.check(Version::parse("version", raw)),
+            Some(raw) => errors.check(Version::parse("version", raw.saturating_i64())),
         };
         let parsed = match (title, body, tags, version) {
             (Some(title), Some(body), Some(tags), Some(version)) => Some(PatchPost {
@@ -463,7 +453,7 @@ pub async fn delete_post(
 #[serde(deny_unknown_fields)]
 #[schema(as = CreateCommentRequest)]
 pub struct RawCreateComment {
-    #[schema(required = true, schema_with = platform::openapi::comment_body_text)]
+    #[schema(required = true, schema_with = platform::openapi::fields::comment_body)]
     body: Option<String>,
 }
 

@@ -120,7 +120,7 @@ fn router(state: UploadsState) -> Router {
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use model::uploads::UploadResponse;
-    use platform::openapi::{ApiBuilder, Data, Route};
+    use platform::openapi::{ApiBuilder, Data, Link, Route};
     use utoipa::openapi::HttpMethod::{Get, Post};
     let mut api = ApiBuilder::new();
     let request = api.schema::<routes::RawCreateUpload>();
@@ -136,7 +136,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .body(request)
         .created()
         .data(Data::One(created))
-        .errors(&[409]),
+        .errors(&[409])
+        .link(Link::to(Post, "/api/v1/uploads/{id}/complete").with("id", "/data/upload/id"))
+        .link(Link::to(Get, "/api/v1/uploads/{id}").with("id", "/data/upload/id")),
     );
     api.route(
         Route::new(

@@ -1,7 +1,7 @@
 //! The handlers of the Uploads section of docs/API.md, one per route, and
 //! the request body they parse.
 
-use std::{collections::BTreeMap, fmt};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, State, rejection::PathRejection};
 use model::{
@@ -13,9 +13,9 @@ use model::{
 use platform::{
     ApiResponse, AppError, FieldCode, FieldError,
     auth::AuthUser,
-    extract::{Json, ParseBody, path_id},
+    extract::{Json, JsonInteger, ParseBody, path_id},
 };
-use serde::{Deserialize, Deserializer, Serialize, de};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     UploadsState,
@@ -32,57 +32,24 @@ fn filename_schema() -> utoipa::openapi::schema::Schema {
     platform::openapi::filename_text(FILENAME_MAX)
 }
 
+/// The allowed types as a client may spell them (a type outside them is a
+/// 415, by the contract).
+fn content_type_schema() -> utoipa::openapi::schema::Schema {
+    platform::openapi::one_of_any_case(&ALLOWED_CONTENT_TYPES)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = CreateUploadRequest)]
 pub struct RawCreateUpload {
     #[schema(required = true, schema_with = filename_schema)]
     filename: Option<String>,
-    #[schema(required = true, example = "image/png")]
+    #[schema(required = true, schema_with = content_type_schema)]
     content_type: Option<String>,
-    #[schema(required = true, value_type = Option<u64>, minimum = 1)]
-    size: Option<Integer>,
-    #[schema(required = true, example = "avatar")]
+    #[schema(required = true, schema_with = platform::openapi::fields::size)]
+    size: Option<JsonInteger>,
+    #[schema(required = true, schema_with = platform::openapi::fields::purpose)]
     purpose: Option<String>,
-}
-
-/// Any JSON integer, however large, so that a huge size is a 413 and a
-/// negative one a 422; a fraction or a string is a wrong type, a 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Integer(i128);
-
-impl<'de> Deserialize<'de> for Integer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct IntegerVisitor;
-        impl de::Visitor<'_> for IntegerVisitor {
-            type Value = Integer;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer")
-            }
-
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Integer, E> {
-                Ok(Integer(value.into()))
-            }
-
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Integer, E> {
-                Ok(Integer(value.into()))
-            }
-
-            // serde_json hands over integers beyond 64 bits as floats; any
-            // float within 64 bits was written as a fraction or exponent.
-            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Integer, E> {
-                let beyond_64_bits = !(i64::MIN as f64..u64::MAX as f64).contains(&value);
-                if value.is_finite() && value.fract() == 0.0 && beyond_64_bits {
-                    // `as` saturates, and any such size is refused anyway.
-                    Ok(Integer(value as i128))
-                } else {
-                    Err(E::invalid_type(de::Unexpected::Float(value), &self))
-                }
-            }
-        }
-        deserializer.deserialize_any(IntegerVisitor)
-    }
 }
 
 /// A well-formed upload request. Whether its type is allowed and its size
@@ -125,8 +92,8 @@ fn content_type(field: &str, raw: String) -> Result<String, FieldError> {
     Ok(value)
 }
 
-fn size(field: &str, raw: Option<Integer>) -> Result<u64, FieldError> {
-    match raw.map(|Integer(value)| value) {
+fn size(field: &str, raw: Option<JsonInteger>) -> Result<u64, FieldError> {
+    match raw.map(JsonInteger::get) {
         None => Err(FieldError::new(field, FieldCode::Required, "is required")),
         Some(value) if value < 1 => Err(FieldError::new(
             field,
@@ -375,10 +342,22 @@ mod tests {
 
     #[test]
     fn a_size_that_is_not_an_integer_is_a_bad_request() {
-        for bad in ["\"10\"", "1.5", "1.0", "1e3", "true", "[1]", "{}"] {
+        for bad in ["\"10\"", "1.5", "1e-3", "true", "[1]", "{}"] {
             let err = read(bad).unwrap_err();
             assert_eq!(err.status().as_u16(), 400, "{bad}: {err}");
             assert!(err.to_string().contains("expected shape"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_whole_number_in_any_notation_is_an_integer() {
+        for (raw, size) in [
+            ("1000", 1000),
+            ("1000.0", 1000),
+            ("1e3", 1000),
+            ("1E3", 1000),
+        ] {
+            assert_eq!(read(raw).unwrap().size, size, "{raw}");
         }
     }
 
@@ -399,6 +378,58 @@ mod tests {
             name(&"é".repeat(FILENAME_MAX)).unwrap().chars().count(),
             FILENAME_MAX
         );
+    }
+
+    #[test]
+    fn the_documented_filename_pattern_takes_what_the_parser_takes() {
+        let pattern = regex_lite::Regex::new(&model::patterns::in_rust_dialect(
+            &model::patterns::file_name(),
+        ))
+        .unwrap();
+        let pieces = [
+            "", "a", ".", "..", "/", "\\", " ", "\t", "\u{a0}", "\u{202e}", "\u{200b}", "é", "png",
+            "\n",
+        ];
+        let mut cases = 0;
+        for first in pieces {
+            for second in pieces {
+                for third in pieces {
+                    let raw = format!("{first}{second}{third}");
+                    let documented =
+                        pattern.is_match(&raw) && (1..=FILENAME_MAX).contains(&raw.chars().count());
+                    assert_eq!(
+                        documented,
+                        filename("filename", raw.clone()).is_ok(),
+                        "{raw:?}"
+                    );
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases > 2000);
+    }
+
+    #[test]
+    fn the_documented_media_types_are_those_allowed() {
+        let pattern = regex_lite::Regex::new(&model::patterns::in_rust_dialect(
+            &model::patterns::trimmed_ascii_choice(&ALLOWED_CONTENT_TYPES),
+        ))
+        .unwrap();
+        for raw in [
+            "image/png",
+            " IMAGE/JPEG ",
+            "Image/WebP",
+            "image/gif\n",
+            "image/svg+xml",
+            "image/pn",
+            "text/plain",
+            "image/png; charset=x",
+            "",
+        ] {
+            let allowed = content_type("contentType", raw.to_owned())
+                .is_ok_and(|value| ALLOWED_CONTENT_TYPES.contains(&value.as_str()));
+            assert_eq!(pattern.is_match(raw), allowed, "{raw:?}");
+        }
     }
 
     #[test]

@@ -110,8 +110,9 @@ async fn get_me(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = PatchMeRequest)]
 pub struct RawPatchMe {
-    #[schema(schema_with = platform::openapi::name_text)]
+    #[schema(schema_with = platform::openapi::fields::name_optional)]
     name: Option<String>,
+    #[schema(schema_with = platform::openapi::fields::id_optional)]
     avatar_upload_id: Option<String>,
 }
 
@@ -238,9 +239,9 @@ async fn list_users(
 #[serde(deny_unknown_fields)]
 #[schema(as = AdminPatchUserRequest)]
 pub struct RawAdminPatch {
-    #[schema(example = "admin")]
+    #[schema(schema_with = platform::openapi::fields::role_optional)]
     role: Option<String>,
-    #[schema(example = "suspended")]
+    #[schema(schema_with = platform::openapi::fields::status_optional)]
     status: Option<String>,
 }
 
@@ -303,7 +304,7 @@ async fn admin_delete_user(
 
 /// The routes of this function in the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use platform::openapi::{ApiBuilder, Data, Query, Route};
+    use platform::openapi::{ApiBuilder, Data, Link, Query, Route};
     use utoipa::openapi::HttpMethod::{Delete, Get, Patch};
     let mut api = ApiBuilder::new();
     let user = api.schema::<UserResponse>();
@@ -323,7 +324,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api.route(
         Route::new(Get, "/api/v1/users", "Every user, newest first (admin)")
             .data(Data::Page(user.clone()))
-            .query(Query::page()),
+            .query(Query::page())
+            .link(Link::to(Get, "/api/v1/users/{id}").with("id", "/data/0/id"))
+            .link(Link::to(Patch, "/api/v1/users/{id}").with("id", "/data/0/id")),
     );
     api.route(
         Route::new(

@@ -160,6 +160,7 @@ pub struct Post {
     pub body: String,
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub image_url: Option<String>,
     pub comment_count: i64,
     pub version: i64,

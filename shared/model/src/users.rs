@@ -154,8 +154,10 @@ pub struct UserResponse {
     pub status: UserStatus,
     pub email_verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub avatar_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub last_login_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -168,9 +170,11 @@ pub struct PublicUser {
     pub id: String,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub avatar_url: Option<String>,
     /// When the account was created; absent on the deleted-user placeholder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub created_at: Option<String>,
 }
 

@@ -17,7 +17,12 @@ use crate::error::AppError;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The longest cursor accepted; keys are small, so anything longer is junk.
-const MAX_CURSOR_LEN: usize = 2048;
+pub const MAX_CURSOR_LEN: usize = 2048;
+
+/// What `encode` writes: the base64url payload, a dot, and the base64url
+/// HMAC-SHA256 tag (32 bytes, 43 characters), as the OpenAPI document
+/// states it.
+pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]{43}(?![\\s\\S])";
 
 /// Signs and checks cursors; built once from a server-side secret.
 #[derive(Clone)]

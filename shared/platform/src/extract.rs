@@ -22,6 +22,59 @@ pub fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
         .map_err(|_| AppError::NotFound("Resource not found".into()))
 }
 
+/// A JSON integer, however it is written: JSON has one number type, so
+/// `3`, `3.0` and `3e0` are the same integer (as JSON Schema's `integer`
+/// says); a fraction or a string is a wrong type, a 400. Beyond 64 bits it
+/// still parses (up to what a double holds; `1e400` is not JSON serde_json
+/// reads, a 400), so that a huge size is a 413 and a huge version a 409
+/// rather than a type error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonInteger(i128);
+
+impl JsonInteger {
+    pub fn get(self) -> i128 {
+        self.0
+    }
+
+    /// The value, clamped to `i64`.
+    pub fn saturating_i64(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(if self.0 < 0 { i64::MIN } else { i64::MAX })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonInteger {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de;
+        struct IntegerVisitor;
+        impl de::Visitor<'_> for IntegerVisitor {
+            type Value = JsonInteger;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<JsonInteger, E> {
+                Ok(JsonInteger(value.into()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<JsonInteger, E> {
+                Ok(JsonInteger(value.into()))
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<JsonInteger, E> {
+                if value.is_finite() && value.fract() == 0.0 {
+                    // `as` saturates beyond i128, where every use refuses
+                    // the value anyway.
+                    Ok(JsonInteger(value as i128))
+                } else {
+                    Err(E::invalid_type(de::Unexpected::Float(value), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(IntegerVisitor)
+    }
+}
+
 /// The largest JSON body the API accepts.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
@@ -124,6 +177,30 @@ fn strip_position(err: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_integer_is_any_whole_number_however_written() {
+        let read = |raw: &str| serde_json::from_str::<JsonInteger>(raw).map(JsonInteger::get);
+        for (raw, value) in [
+            ("3", 3),
+            ("-3", -3),
+            ("3.0", 3),
+            ("3e0", 3),
+            ("1E3", 1000),
+            ("-0.0", 0),
+            ("18446744073709551616", 18_446_744_073_709_551_616),
+        ] {
+            assert_eq!(read(raw).unwrap(), value, "{raw}");
+        }
+        for bad in ["3.5", "1e-3", "\"3\"", "true", "null", "[3]", "1e400"] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        let huge = serde_json::from_str::<JsonInteger>("1e30").unwrap();
+        assert_eq!(huge.saturating_i64(), i64::MAX);
+        let low = serde_json::from_str::<JsonInteger>("-1e30").unwrap();
+        assert_eq!(low.saturating_i64(), i64::MIN);
+        assert_eq!(JsonInteger(7).saturating_i64(), 7);
+    }
     use crate::error::FieldCode;
     use serde::Deserialize;
 
