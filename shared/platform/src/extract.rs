@@ -195,6 +195,8 @@ mod tests {
         for bad in ["3.5", "1e-3", "\"3\"", "true", "null", "[3]", "1e400"] {
             assert!(read(bad).is_err(), "{bad}");
         }
+        let refusal = read("3.5").unwrap_err().to_string();
+        assert!(refusal.contains("expected an integer"), "{refusal}");
         let huge = serde_json::from_str::<JsonInteger>("1e30").unwrap();
         assert_eq!(huge.saturating_i64(), i64::MAX);
         let low = serde_json::from_str::<JsonInteger>("-1e30").unwrap();
@@ -256,6 +258,9 @@ mod tests {
         let cases: Vec<(Option<&str>, Body, u16)> = vec![
             (None, Body::from(r#"{"name":"x"}"#), 415),
             (Some("text/plain"), Body::from(r#"{"name":"x"}"#), 415),
+            // A `+json` suffix counts only under `application/`.
+            (Some("application/xml"), Body::from(r#"{"name":"x"}"#), 415),
+            (Some("text/vnd.x+json"), Body::from(r#"{"name":"x"}"#), 415),
             (Some("application/json"), Body::from("{not json"), 400),
             (Some("application/json"), Body::from(""), 400),
             (Some("application/json"), Body::from(r#"{"name": 5}"#), 400),
@@ -283,6 +288,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_of_exactly_64_kib_is_read_and_one_byte_more_is_not() {
+        let body = |bytes: usize| {
+            let filler = bytes - r#"{"name":""}"#.len();
+            format!(r#"{{"name":"{}"}}"#, "x".repeat(filler))
+        };
+        let Json(name) = extract(Some("application/problem+json"), body(64 * 1024))
+            .await
+            .unwrap();
+        assert_eq!(name.0.len(), 64 * 1024 - 11);
+        let err = extract(Some("application/json"), body(64 * 1024 + 1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().as_u16(), 413, "{err}");
+    }
+
+    #[test]
+    fn each_malformed_body_says_what_is_wrong() {
+        let message = |raw: &[u8]| parse_json::<RawName>(raw).unwrap_err().to_string();
+        assert!(
+            message(b"[1]").contains("wrong JSON type"),
+            "{}",
+            message(b"[1]")
+        );
+        assert!(
+            message(b"nope").contains("not valid JSON"),
+            "{}",
+            message(b"nope")
+        );
+        assert!(message(b"  ").contains("empty"), "{}", message(b"  "));
+        assert!(message(b"{\"name\":").contains("not valid JSON"));
+    }
+
+    #[tokio::test]
     async fn a_missing_field_is_named() {
         let err = extract(Some("application/json"), "{}").await.unwrap_err();
         let AppError::Validation(errors) = err else {
@@ -296,7 +334,10 @@ mod tests {
     fn wrong_type_messages_do_not_carry_positions() {
         let err = parse_json::<RawName>(br#"{"name": 5}"#).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("expected shape"), "{text}");
+        assert!(
+            text.contains("expected shape: invalid type: integer `5`, expected a string"),
+            "{text}"
+        );
         assert!(!text.contains("line"), "{text}");
     }
 }
