@@ -50,12 +50,16 @@ pub enum Presence {
     Optional,
 }
 
-fn typed(kind: Type, presence: Presence) -> ObjectBuilder {
-    let schema_type = match presence {
+/// `kind`, and `null` too where the field is optional.
+fn schema_type(kind: Type, presence: Presence) -> SchemaType {
+    match presence {
         Presence::Required => SchemaType::new(kind),
         Presence::Optional => SchemaType::from_iter([kind, Type::Null]),
-    };
-    ObjectBuilder::new().schema_type(schema_type)
+    }
+}
+
+fn typed(kind: Type, presence: Presence) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(schema_type(kind, presence))
 }
 
 fn text(presence: Presence, pattern: String) -> ObjectBuilder {
@@ -151,12 +155,8 @@ pub fn id_text(presence: Presence) -> Schema {
 
 /// `tags` of a post: at most 10, each 1–30 characters of `[a-z0-9-]`.
 pub fn tags_list(presence: Presence, max_tags: usize) -> Schema {
-    let schema_type = match presence {
-        Presence::Required => SchemaType::new(Type::Array),
-        Presence::Optional => SchemaType::from_iter([Type::Array, Type::Null]),
-    };
     ArrayBuilder::new()
-        .schema_type(schema_type)
+        .schema_type(schema_type(Type::Array, presence))
         .items(tag_text())
         .max_items(Some(max_tags))
         .into()
@@ -196,6 +196,11 @@ pub fn one_of_any_case(values: &[&str]) -> Schema {
 /// The request fields of the API's bodies, as `#[schema(schema_with =
 /// ...)]` takes them (a function of no arguments).
 pub mod fields {
+    use model::{
+        domain::{Role, UserStatus},
+        uploads::Purpose,
+    };
+
     use super::{Presence::*, *};
 
     pub fn name() -> Schema {
@@ -244,13 +249,24 @@ pub mod fields {
         whole_number(Required, 1)
     }
     pub fn role_optional() -> Schema {
-        one_of(Optional, &["user", "admin"])
+        one_of(Optional, &[Role::User, Role::Admin].map(Role::as_str))
     }
     pub fn status_optional() -> Schema {
-        one_of(Optional, &["active", "suspended", "deleted"])
+        one_of(
+            Optional,
+            &[
+                UserStatus::Active,
+                UserStatus::Suspended,
+                UserStatus::Deleted,
+            ]
+            .map(UserStatus::as_str),
+        )
     }
     pub fn purpose() -> Schema {
-        one_of(Required, &["avatar", "post-image"])
+        one_of(
+            Required,
+            &[Purpose::Avatar, Purpose::PostImage].map(Purpose::as_str),
+        )
     }
 }
 
