@@ -6,18 +6,19 @@
 # admin routes are exercised too.
 #
 # The users: an admin whose token drives the run; one each for logout and
-# account deletion (their tokens end with their first success); and a
-# commenter, so that the admin has a notification to read and delete.
+# account deletion (their tokens end with their first success); a target
+# for the admin routes that change a user; and a commenter, so that the
+# admin has a notification to read and delete.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source infra/scripts/env.sh
 base="$1"; seed="${2:-${FUZZ_SEED:-42}}"
 [[ -n "${AWS_ENDPOINT_URL:-}" ]] || { echo "fuzz: AWS_ENDPOINT_URL must name the stack's emulator (to promote the admin)" >&2; exit 2; }
 json() { .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-register() { # email -> access token
+register() { # email [field of data] -> that field (default: the access token)
   curl -fsS -X POST "$base/api/v1/auth/register" -H 'content-type: application/json' \
     -d "{\"name\":\"Fuzz $1\",\"email\":\"$1@example.com\",\"password\":\"fuzzing-password-1\"}" \
-    | json '["data"]["accessToken"]'
+    | json "${2:-[\"data\"][\"accessToken\"]}"
 }
 run="$(date +%s%N)"
 admin_email="fuzz-admin-$run"
@@ -27,7 +28,10 @@ FUZZ_ADMIN_TOKEN="$(curl -fsS -X POST "$base/api/v1/auth/login" -H 'content-type
   -d "{\"email\":\"$admin_email@example.com\",\"password\":\"fuzzing-password-1\"}" | json '["data"]["accessToken"]')"
 FUZZ_LOGOUT_TOKEN="$(register "fuzz-logout-$run")"
 FUZZ_DELETE_TOKEN="$(register "fuzz-delete-$run")"
-export FUZZ_ADMIN_TOKEN FUZZ_LOGOUT_TOKEN FUZZ_DELETE_TOKEN
+# The one account the admin routes that change a user act on
+# (schemathesis.toml says why).
+FUZZ_TARGET_USER_ID="$(register "fuzz-target-$run" '["data"]["user"]["id"]')"
+export FUZZ_ADMIN_TOKEN FUZZ_LOGOUT_TOKEN FUZZ_DELETE_TOKEN FUZZ_TARGET_USER_ID
 commenter="$(register "fuzz-commenter-$run")"
 post="$(curl -fsS -X POST "$base/api/v1/posts" -H "authorization: Bearer $FUZZ_ADMIN_TOKEN" \
   -H 'content-type: application/json' -d '{"title":"Fuzzing","body":"A post to comment on","tags":["fuzz"]}' \
