@@ -21,6 +21,9 @@ help:
 	@echo "make lint   - fmt check, clippy -D warnings, cfn-lint, AsyncAPI validation, actionlint, zizmor, checkov"
 	@echo "make openapi - regenerate docs/openapi.json from the route crates"
 	@echo "make admin EMAIL=you@example.com - promote a registered user to admin"
+	@echo "make migrate [DRY_RUN=1] [CMD=list|status] - apply the table's pending item migrations (LOCAL=0 TABLE_NAME=... for a deployed one)"
+	@echo "make seed   - demo users (an admin), posts, comments and avatars in a running make dev; prints the logins"
+	@echo "make reset  - delete make dev's saved data (DEV_STATE_DIR), so the next make dev starts empty"
 	@echo "make build  - release arm64 bootstraps for every function into target/lambda/<function>/"
 	@echo "make deploy ENV=dev|staging|prod - make build, then sam deploy --config-env ENV"
 	@echo "make validate - sam validate --lint (offline, no AWS account)"
@@ -75,6 +78,40 @@ admin:
 	@source infra/scripts/env.sh; \
 	  if [ "$(LOCAL)" = 1 ] && [ -z "$${AWS_ENDPOINT_URL:-}" ]; then export AWS_ENDPOINT_URL="http://127.0.0.1:$$MOTO_PORT"; fi; \
 	  cargo run --quiet --locked -p infra --bin admin -- promote "$(EMAIL)"
+
+# Applies the table's pending item migrations (infra/src/migrate/), each
+# once, recorded in the table: against the local emulator by default, like
+# `make admin`; LOCAL=0 TABLE_NAME=<the stack's table> runs against a
+# deployed one with the credentials and AWS_REGION of the environment (the
+# deploy role's). DRY_RUN=1 counts what each would change and writes
+# nothing; CMD=list names the migrations, CMD=status shows their records.
+.PHONY: migrate
+DRY_RUN ?=
+CMD ?=
+migrate:
+	@if [ "$(LOCAL)" = 1 ]; then \
+	    source infra/scripts/env.sh; \
+	    if [ -z "$${AWS_ENDPOINT_URL:-}" ]; then export AWS_ENDPOINT_URL="http://127.0.0.1:$$MOTO_PORT"; fi; \
+	  else \
+	    test -n "$(TABLE_NAME)" || { echo "make migrate LOCAL=0: TABLE_NAME=<the stack's table> is required" >&2; exit 2; }; \
+	  fi; \
+	  cargo run --quiet --locked -p infra --bin migrate -- $(if $(filter 1,$(DRY_RUN)),--dry-run) $(CMD)
+
+# Demo data for a running `make dev`, through its public API (API_BASE,
+# default http://127.0.0.1:$API_PORT); the admin is promoted as by `make
+# admin`, on AWS_ENDPOINT_URL (default: make dev's moto). Run again, it
+# finds what it made and makes nothing twice.
+.PHONY: seed reset
+seed:
+	@source infra/scripts/env.sh; \
+	  if [ -z "$${AWS_ENDPOINT_URL:-}" ]; then export AWS_ENDPOINT_URL="http://127.0.0.1:$$MOTO_PORT"; fi; \
+	  cargo run --quiet --locked -p infra --bin seed
+
+# Deletes the data `make dev` saves when it stops (DEV_STATE_DIR, default
+# .dev/state); refused while a make dev uses it (the emulator holds it
+# locked), and for a directory holding anything a save does not write.
+reset: venv
+	@$(VENV)/bin/python infra/python/moto_launcher.py --reset-state "$${DEV_STATE_DIR:-.dev/state}"
 
 fmt:
 	cargo fmt --all
@@ -153,8 +190,11 @@ openapi:
 # Every AWS call the functions make in these tests is recorded
 # (infra/src/calls.rs) into CALL_LOG_DIR, for `make iam`.
 CALL_LOG_DIR := target/aws-calls
-unit: venv $(DOCS_STAMP)
+# sam_local_check.py: SAM CLI's own code (so the deploy tools' stamp)
+# reads template.yaml, events/local and events/sam-local.env.json.
+unit: venv $(DOCS_STAMP) $(DEPLOY_STAMP)
 	$(VENV)/bin/python infra/python/moto_launcher_test.py
+	$(VENV)/bin/python infra/python/sam_local_check.py check
 	rm -rf $(CALL_LOG_DIR)
 	AWS_CALL_LOG_DIR="$(CURDIR)/$(CALL_LOG_DIR)" cargo test --workspace --locked
 

@@ -12,6 +12,9 @@
 //! `local`: what API Gateway does for a custom domain whose root is mapped to
 //! that stage. Beside the API it serves the local stand-in for jsDelivr
 //! ([`crate::cdn`]), which is not a route of the template.
+//!
+//! [`serve_until`] stops it gracefully: no new connections, the requests
+//! under way answered.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -210,12 +213,25 @@ impl RestGateway {
 
 /// Serves `gateway` on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, gateway: RestGateway) -> std::io::Result<()> {
+    serve_until(listener, gateway, std::future::pending()).await
+}
+
+/// Serves `gateway` on `listener` until `stop` completes, then stops
+/// accepting, lets the requests under way finish (closing idle keep-alive
+/// connections) and returns: how the local gateway stops for a hot reload,
+/// so no invocation is cut off halfway through its writes.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    gateway: RestGateway,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         gateway
             .into_router()
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
+    .with_graceful_shutdown(stop)
     .await
 }
 
@@ -588,6 +604,41 @@ mod tests {
                 package_dir: std::path::PathBuf::new(),
             },
         }
+    }
+
+    #[tokio::test]
+    async fn a_stop_lets_the_request_under_way_finish_then_refuses_connections() {
+        let started = Arc::new(tokio::sync::Notify::new());
+        let slow: HttpService = tower::util::BoxCloneSyncService::new(tower::service_fn({
+            let started = Arc::clone(&started);
+            move |_: lambda_http::Request| {
+                started.notify_one();
+                async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, std::convert::Infallible>(Response::new(Body::from("finished")))
+                }
+            }
+        }));
+        let mut gw = gateway(vec![route("/slow", "GET", "Slow")]);
+        gw.functions.insert("Slow".into(), slow);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve_until(listener, gw, async {
+            let _ = stopped.await;
+        }));
+        let request = tokio::spawn(reqwest::get(format!("http://{address}/slow")));
+        started.notified().await;
+        stop.send(()).unwrap();
+        let response = request.await.unwrap().expect("answered after the stop");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "finished");
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("serve_until returns once its requests are done")
+            .unwrap()
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(address).await.is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Reading `template.yaml`: the routes, the table, the bucket and which
-//! environment variables each function is given, so that the local stack is
-//! defined by the same file that deploys to AWS.
+//! Reading `template.yaml`: the routes, the table, the bucket, which
+//! environment variables each function is given and which crate `sam build`
+//! builds it from, so that the local stack is defined by the same file that
+//! deploys to AWS.
 //!
 //! CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`, …) arrive as
 //! tagged YAML values; we only read literal properties and treat anything
@@ -120,10 +121,29 @@ pub struct FunctionSpec {
     pub logical_id: String,
     pub timeout_secs: Option<u64>,
     pub memory_mb: Option<u64>,
-    /// `target/lambda/<crate>/`.
+    /// `functions/<crate>`: the directory `sam build` runs cargo-lambda in.
     pub code_uri: Option<String>,
+    /// `Metadata.BuildMethod`: how `sam build` builds it
+    /// (`rust-cargolambda`).
+    pub build_method: Option<String>,
+    /// `Metadata.BuildProperties.Binary`: the bin target `sam build` asks
+    /// cargo-lambda for (`--bin`) and copies as the bootstrap.
+    pub binary: Option<String>,
     /// The names of its own `Environment.Variables`, beside the global ones.
     pub environment: BTreeSet<String>,
+}
+
+impl FunctionSpec {
+    /// The crate of its `CodeUri`, `functions/<crate>` (a trailing `/`
+    /// allowed); `None` for code from anywhere else.
+    pub fn crate_name(&self) -> Option<&str> {
+        let krate = self
+            .code_uri
+            .as_deref()?
+            .trim_end_matches('/')
+            .strip_prefix("functions/")?;
+        (!krate.is_empty() && !krate.contains('/')).then_some(krate)
+    }
 }
 
 fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
@@ -231,7 +251,7 @@ impl Template {
                     let Some(properties) = properties else {
                         continue;
                     };
-                    template.read_function(id, properties)?;
+                    template.read_function(id, properties, map_of(resource, "Metadata"))?;
                 }
                 Some("AWS::DynamoDB::Table") => {
                     let Some(properties) = properties else {
@@ -253,12 +273,24 @@ impl Template {
         Ok(template)
     }
 
-    fn read_function(&mut self, id: &str, properties: &Mapping) -> Result<(), TemplateError> {
+    fn read_function(
+        &mut self,
+        id: &str,
+        properties: &Mapping,
+        metadata: Option<&Mapping>,
+    ) -> Result<(), TemplateError> {
         self.functions.push(FunctionSpec {
             logical_id: id.to_owned(),
             timeout_secs: get(properties, "Timeout").and_then(Value::as_u64),
             memory_mb: get(properties, "MemorySize").and_then(Value::as_u64),
             code_uri: str_of(properties, "CodeUri").map(str::to_owned),
+            build_method: metadata
+                .and_then(|m| str_of(m, "BuildMethod"))
+                .map(str::to_owned),
+            binary: metadata
+                .and_then(|m| map_of(m, "BuildProperties"))
+                .and_then(|b| str_of(b, "Binary"))
+                .map(str::to_owned),
             environment: variable_names(Some(properties)),
         });
         let Some(events) = map_of(properties, "Events") else {
@@ -334,12 +366,11 @@ impl Template {
             .collect()
     }
 
-    /// The function whose `CodeUri` is the cargo-lambda output of `krate`.
+    /// The function whose `CodeUri` is the crate `functions/<krate>`.
     pub fn function_built_from(&self, krate: &str) -> Option<&str> {
-        let output = format!("target/lambda/{krate}");
         self.functions
             .iter()
-            .find(|f| f.code_uri.as_deref().map(|uri| uri.trim_end_matches('/')) == Some(&output))
+            .find(|f| f.crate_name() == Some(krate))
             .map(|f| f.logical_id.as_str())
     }
 
@@ -555,18 +586,63 @@ mod tests {
         assert_eq!(bucket.cors_rules[0].allowed_origins, vec!["*".to_owned()]);
     }
 
-    #[test]
-    fn every_function_crate_is_deployed_from_its_cargo_lambda_output() {
-        let template = repo_template();
-        let crates = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions"))
+    const FUNCTIONS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
+
+    fn function_crates() -> Vec<String> {
+        let mut crates = std::fs::read_dir(FUNCTIONS_DIR)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect::<Vec<_>>();
+        crates.sort();
+        crates
+    }
+
+    /// The `name` of each `[[bin]]` table of a manifest.
+    fn bin_names(manifest: &str) -> Vec<&str> {
+        manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|table| {
+                table
+                    .lines()
+                    .take_while(|line| !line.starts_with('['))
+                    .find_map(|line| line.trim().strip_prefix("name = "))
+            })
+            .map(|name| name.trim_matches('"'))
+            .collect()
+    }
+
+    // `sam build` runs `cargo lambda build --release --arm64 --bin <Binary>`
+    // in each CodeUri and deploys the bootstrap of that bin: a function
+    // without the build method would be zipped as a directory of sources,
+    // and a Binary naming no bin of that crate fails only in the hour-long
+    // release build.
+    #[test]
+    fn sam_build_builds_every_function_crate_with_cargo_lambda() {
+        let template = repo_template();
+        let crates = function_crates();
         assert_eq!(crates.len(), template.functions.len());
         for krate in &crates {
-            assert!(
-                template.function_built_from(krate).is_some(),
-                "functions/{krate} has no function with CodeUri target/lambda/{krate}/"
+            let id = template.function_built_from(krate).unwrap_or_else(|| {
+                panic!("functions/{krate} has no function with CodeUri functions/{krate}")
+            });
+            let function = template.function(id).unwrap();
+            assert_eq!(
+                function.build_method.as_deref(),
+                Some("rust-cargolambda"),
+                "{id}: Metadata.BuildMethod"
+            );
+            assert_eq!(
+                function.binary.as_deref(),
+                Some(krate.as_str()),
+                "{id}: Metadata.BuildProperties.Binary"
+            );
+            let manifest =
+                std::fs::read_to_string(format!("{FUNCTIONS_DIR}/{krate}/Cargo.toml")).unwrap();
+            assert_eq!(
+                bin_names(&manifest),
+                [krate.as_str()],
+                "functions/{krate}'s bins"
             );
         }
         assert_eq!(template.memory_of("HealthFunction"), 128);
@@ -576,6 +652,69 @@ mod tests {
             256,
             "the global default"
         );
+    }
+
+    // What `sam build` passes to cargo-lambda comes from these: arm64 gives
+    // `--arm64`, as `make bench` sizes and the bench targets assume; on
+    // provided.al2 the builder would target glibc 2.26 instead.
+    #[test]
+    fn every_function_is_built_for_arm64_on_provided_al2023() {
+        let root: Value = serde_norway::from_str(&repo_template_text()).unwrap();
+        let globals = &root["Globals"]["Function"];
+        assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+        assert_eq!(
+            globals["Architectures"],
+            Value::Sequence(vec![Value::String("arm64".into())])
+        );
+        for (id, resource) in root["Resources"].as_mapping().unwrap() {
+            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            for property in ["Runtime", "Architectures"] {
+                assert!(
+                    resource["Properties"].get(property).is_none(),
+                    "{id:?} overrides the global {property}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_function_is_built_from_the_crate_of_its_code_uri() {
+        let template = Template::parse(
+            "Resources:\n\
+             \x20 One: {Type: AWS::Serverless::Function, Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: one}}, Properties: {CodeUri: functions/one}}\n\
+             \x20 Two: {Type: AWS::Serverless::Function, Properties: {CodeUri: functions/two/}}\n\
+             \x20 Old: {Type: AWS::Serverless::Function, Properties: {CodeUri: target/lambda/old/}}\n\
+             \x20 Deep: {Type: AWS::Serverless::Function, Properties: {CodeUri: functions/a/b}}\n\
+             \x20 Bare: {Type: AWS::Serverless::Function, Properties: {CodeUri: functions/}}\n",
+        )
+        .unwrap();
+        assert_eq!(template.function_built_from("one"), Some("One"));
+        assert_eq!(template.function_built_from("two"), Some("Two"));
+        for krate in ["old", "a", "b", ""] {
+            assert_eq!(template.function_built_from(krate), None, "{krate:?}");
+        }
+        let one = template.function("One").unwrap();
+        assert_eq!(one.build_method.as_deref(), Some("rust-cargolambda"));
+        assert_eq!(one.binary.as_deref(), Some("one"));
+        let two = template.function("Two").unwrap();
+        assert_eq!(
+            (two.build_method.as_deref(), two.binary.as_deref()),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn the_bins_of_a_manifest_are_read_from_its_bin_tables() {
+        assert_eq!(
+            bin_names(
+                "[package]\nname = \"p\"\n\n[[bin]]\nname = \"one\"\npath = \"src/main.rs\"\n\n[[bin]]\npath = \"x.rs\"\nname = \"two\"\n"
+            ),
+            ["one", "two"]
+        );
+        assert!(bin_names("[package]\nname = \"p\"\n").is_empty());
+        assert!(bin_names("[[bin]]\npath = \"a.rs\"\n[dependencies]\nname = \"x\"\n").is_empty());
     }
 
     #[test]

@@ -18,6 +18,12 @@
 //!   drop: AWS calls `$disconnect` best effort, and the functions' answer
 //!   to a lost one (the next push gets a 410 and cleans up) must stay
 //!   testable.
+//! - [`WsGateway::shut_down`] is how the gateway stops (a hot reload under
+//!   `make dev`, Ctrl-C): it refuses new handshakes with 503, closes every
+//!   connection with `1001 Going away` and waits, within a bound, until
+//!   each has had its `$disconnect`, so that no connection, room or
+//!   presence item outlives its socket. The management API keeps
+//!   answering meanwhile (410 for every connection, as they are gone).
 //!
 //! The causes, codes, limits, what counts as activity and the sources for
 //! each (and what is uncertain) are in one place: docs/API.md §7.6.
@@ -28,7 +34,10 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -49,7 +58,7 @@ use chrono::Utc;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     time::Instant,
 };
 
@@ -169,6 +178,29 @@ enum Outgoing {
     Close(Closure),
 }
 
+/// How often [`WsGateway::shut_down`] sweeps for connections whose
+/// `$connect` was still running at its previous sweep.
+const SHUTDOWN_SWEEP: Duration = Duration::from_millis(50);
+
+/// One connection from its handshake to the end of its `$disconnect` (or
+/// of a refused `$connect`), for [`WsGateway::shut_down`] to wait on. Held
+/// in whichever task finishes the connection, and counted down when that
+/// task lets go of it however it ends.
+struct Live(Arc<watch::Sender<usize>>);
+
+impl Live {
+    fn new(count: &Arc<watch::Sender<usize>>) -> Self {
+        count.send_modify(|live| *live += 1);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.send_modify(|live| *live -= 1);
+    }
+}
+
 /// What the gateway knows of a connection from its handshake on.
 #[derive(Debug, Clone)]
 struct Peer {
@@ -196,6 +228,10 @@ pub struct WsGateway {
     function: WebSocketService,
     settings: WsSettings,
     connections: Mutex<HashMap<String, Connection>>,
+    /// How many connections are [`Live`].
+    live: Arc<watch::Sender<usize>>,
+    /// Set by [`WsGateway::shut_down`]: handshakes are refused from then on.
+    shutting_down: AtomicBool,
 }
 
 impl WsGateway {
@@ -221,7 +257,46 @@ impl WsGateway {
             function,
             settings,
             connections: Mutex::new(HashMap::new()),
+            live: Arc::new(watch::Sender::new(0)),
+            shutting_down: AtomicBool::new(false),
         })
+    }
+
+    /// Stops the gateway as a server going away: handshakes are refused
+    /// with 503 from now on, and every connection is closed with `1001
+    /// Going away` (the client's reconnect finds the next gateway) and
+    /// gets its `$disconnect`. Returns once all have, `false` if `limit`
+    /// passed first (a `$disconnect` stuck on its store, say): the caller
+    /// stops anyway, and what was not cleaned up expires by its TTL, as
+    /// after a lost `$disconnect` on AWS.
+    pub async fn shut_down(&self, limit: Duration) -> bool {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + limit;
+        let mut live = self.live.subscribe();
+        loop {
+            // Again on every sweep: a handshake that was past its check of
+            // `shutting_down` registers after the sweep before.
+            let ids: Vec<String> =
+                self.with_connections(|connections| connections.keys().cloned().collect());
+            for id in ids {
+                self.close(&id, Closure::going_away());
+            }
+            let sweep = deadline.min(Instant::now() + SHUTDOWN_SWEEP);
+            let none_left = tokio::time::timeout_at(sweep, live.wait_for(|live| *live == 0))
+                .await
+                .is_ok();
+            if none_left {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                let left = *live.borrow();
+                tracing::warn!(
+                    connections = left,
+                    "stopping before every connection had its $disconnect"
+                );
+                return false;
+            }
+        }
     }
 
     pub fn router(self: Arc<Self>) -> Router {
@@ -302,6 +377,10 @@ impl WsGateway {
             connections.insert(connection_id.to_owned(), connection)
         });
         (outgoing, closed)
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Notes a data message on the connection, either way.
@@ -652,6 +731,17 @@ async fn accept(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if gateway.is_shutting_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            json!({"message": "Service Unavailable"}).to_string(),
+        )
+            .into_response();
+    }
+    // From before `$connect`, so that a shutdown waits for a handshake
+    // under way as for an open connection.
+    let live = Arc::new(Live::new(&gateway.live));
     let connection_id = new_connection_id();
     let peer = Peer {
         connected_at_ms: Utc::now().timestamp_millis(),
@@ -690,23 +780,32 @@ async fn accept(
         )
             .into_response();
     }
-    let failed = (Arc::clone(&gateway), connection_id.clone(), peer.clone());
+    let failed = (
+        Arc::clone(&gateway),
+        connection_id.clone(),
+        peer.clone(),
+        Arc::clone(&live),
+    );
     upgrade
         .max_message_size(MAX_BUFFERED_BYTES)
         // `$connect` accepted it and recorded it: a client gone before the
         // upgrade completes has dropped like any other.
         .on_failed_upgrade(move |_| {
-            let (gateway, connection_id, peer) = failed;
+            let (gateway, connection_id, peer, live) = failed;
             tokio::spawn(async move {
                 gateway.with_connections(|connections| connections.remove(&connection_id));
                 gateway
                     .disconnect(&connection_id, &peer, End::Dropped)
                     .await;
+                drop(live);
             });
         })
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             let (writer, reader) = socket.split();
-            gateway.session(connection_id, peer, reader, writer, outgoing, closed)
+            gateway
+                .session(connection_id, peer, reader, writer, outgoing, closed)
+                .await;
+            drop(live);
         })
 }
 
@@ -807,12 +906,25 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<WsGateway>,
 ) -> std::io::Result<()> {
+    serve_until(listener, gateway, std::future::pending()).await
+}
+
+/// Serves the WebSocket gateway on `listener` until `stop` completes, then
+/// stops accepting and returns once its HTTP connections are done.
+/// Upgraded sockets are no longer HTTP connections: they are ended by
+/// [`WsGateway::shut_down`], which is therefore called before `stop`.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<WsGateway>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         gateway
             .router()
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
+    .with_graceful_shutdown(stop)
     .await
 }
 
@@ -897,14 +1009,14 @@ mod tests {
         let (outgoing, closed) = gateway.register(&id, peer.clone());
         let (to_gateway, reader) = channel::unbounded();
         let (writer, from_gateway) = channel::unbounded();
-        let session = tokio::spawn(Arc::clone(gateway).session(
-            id.clone(),
-            peer,
-            reader,
-            writer,
-            outgoing,
-            closed,
-        ));
+        // Counted as `accept` counts a connection, for the shutdown tests.
+        let live = Live::new(&gateway.live);
+        let session =
+            Arc::clone(gateway).session(id.clone(), peer, reader, writer, outgoing, closed);
+        let session = tokio::spawn(async move {
+            session.await;
+            drop(live);
+        });
         Client {
             id,
             to_gateway: Some(to_gateway),
@@ -1314,5 +1426,177 @@ mod tests {
         assert_eq!(header("x-api-key"), Some(""));
         assert_eq!(header("x-restapi"), Some(""));
         assert_eq!(request.headers.len(), 4);
+    }
+
+    /// A function that answers 200 to everything, keeps every event, and
+    /// waits `connect` in `$connect` and `disconnect` in `$disconnect`.
+    fn slow(connect: Duration, disconnect: Duration) -> (WebSocketService, Seen) {
+        let seen: Seen = Arc::default();
+        let log = Arc::clone(&seen);
+        let function =
+            platform::lambda::event_service(move |request: ApiGatewayWebsocketProxyRequest| {
+                let log = Arc::clone(&log);
+                async move {
+                    match request.request_context.route_key.as_deref() {
+                        Some("$connect") => tokio::time::sleep(connect).await,
+                        Some("$disconnect") => tokio::time::sleep(disconnect).await,
+                        _ => {}
+                    }
+                    crate::sync::lock(&log).push(request);
+                    let mut response = ApiGatewayProxyResponse::default();
+                    response.status_code = 200;
+                    response
+                }
+            });
+        (function, seen)
+    }
+
+    /// Sends `request` on a new TCP connection and reads the response head.
+    async fn raw_request(
+        address: SocketAddr,
+        request: &[u8],
+    ) -> (tokio::net::TcpStream, String, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut read = Vec::new();
+        let mut buffer = [0u8; 1024];
+        loop {
+            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&read[..end]).into_owned();
+                let rest = read[end + 4..].to_vec();
+                return (stream, head, rest);
+            }
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+                .await
+                .expect("a response within 5 s")
+                .unwrap();
+            assert!(n > 0, "the connection closed before a response head");
+            read.extend_from_slice(&buffer[..n]);
+        }
+    }
+
+    const UPGRADE: &[u8] =
+        b"GET / HTTP/1.1\r\nHost: local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_shutdown_closes_every_connection_with_1001_and_waits_for_each_disconnect() {
+        let (gateway, seen) = gateway(WsSettings::AWS);
+        let mut clients = vec![open(&gateway), open(&gateway)];
+        let stopping = tokio::spawn({
+            let gateway = Arc::clone(&gateway);
+            async move { gateway.shut_down(Duration::from_secs(5)).await }
+        });
+        for client in &mut clients {
+            let frame = client.close_frame(Duration::from_secs(1)).await;
+            assert_eq!(frame, Some((1001, "Going away".to_owned())));
+            client.close_with(1001, "");
+        }
+        assert!(stopping.await.unwrap(), "every $disconnect ran in time");
+        assert_eq!(
+            disconnects(&seen),
+            vec![(1001, "Going away".to_owned()); 2],
+            "done by the time shut_down returns"
+        );
+        assert!(gateway.with_connections(|connections| connections.is_empty()));
+        for client in clients {
+            client.ended().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_waits_for_a_silent_client_no_longer_than_the_close_grace() {
+        let (gateway, seen) = gateway(WsSettings::AWS);
+        let _silent = open(&gateway);
+        let started = Instant::now();
+        assert!(gateway.shut_down(Duration::from_secs(10)).await);
+        let took = started.elapsed();
+        assert!(
+            took >= CLOSE_GRACE - Duration::from_millis(100) && took < 3 * CLOSE_GRACE,
+            "{took:?}"
+        );
+        assert_eq!(disconnects(&seen), [(1001, "Going away".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_gives_up_at_its_limit() {
+        let (function, seen) = slow(Duration::ZERO, Duration::from_secs(60));
+        let gateway = WsGateway::with_settings("local", [], function, WsSettings::AWS);
+        let client = open(&gateway);
+        client.close_with(1000, "");
+        let started = Instant::now();
+        assert!(!gateway.shut_down(Duration::from_millis(300)).await);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(disconnects(&seen).is_empty(), "the $disconnect still runs");
+    }
+
+    #[tokio::test]
+    async fn a_handshake_under_way_at_a_shutdown_is_closed_and_disconnected() {
+        let (function, seen) = slow(Duration::from_millis(300), Duration::ZERO);
+        let gateway = WsGateway::with_settings("local", [], function, WsSettings::AWS);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::clone(&gateway)));
+
+        let handshake = tokio::spawn(raw_request(address, UPGRADE));
+        while gateway.with_connections(|connections| connections.is_empty()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stopping = tokio::spawn({
+            let gateway = Arc::clone(&gateway);
+            async move { gateway.shut_down(Duration::from_secs(5)).await }
+        });
+        let (stream, head, mut frame) = handshake.await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        // The server's close frame: FIN and opcode 8, unmasked, then the code.
+        let mut stream = stream;
+        while frame.len() < 4 {
+            let mut buffer = [0u8; 64];
+            let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer)
+                .await
+                .unwrap();
+            assert!(n > 0, "no close frame");
+            frame.extend_from_slice(&buffer[..n]);
+        }
+        assert_eq!(frame[0], 0x88);
+        assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 1001);
+        drop(stream);
+        assert!(stopping.await.unwrap());
+        assert_eq!(disconnects(&seen), [(1001, "Going away".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn after_a_shutdown_handshakes_get_503_while_the_management_api_answers() {
+        let (gateway, seen) = gateway(WsSettings::AWS);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(serve_until(listener, Arc::clone(&gateway), async {
+            let _ = stopped.await;
+        }));
+        assert!(gateway.shut_down(Duration::from_secs(1)).await);
+
+        let (_, head, _) = raw_request(address, UPGRADE).await;
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        assert!(crate::sync::lock(&seen).is_empty(), "no $connect");
+        let (_, head, _) = raw_request(
+            address,
+            b"POST /local/@connections/AAAA HTTP/1.1\r\nHost: local\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 410"), "{head}");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("serve_until returns once stopped")
+            .unwrap()
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(address).await.is_err());
     }
 }

@@ -12,39 +12,16 @@
 //! table and bucket of the shared moto. The `@connections` API is a
 //! recorder here, so what the functions push can be read back.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::collections::HashMap;
 
-use aws_lambda_events::{
-    apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest},
-    dynamodb::Event,
-    encodings::Body,
-};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::{Engine, engine::general_purpose::STANDARD};
-use infra::{
-    functions::{self, Functions},
-    rest,
-    template::Template,
-};
-use lambda_http::{
-    Adapter,
-    lambda_runtime::{Context, LambdaEvent},
-    request::LambdaRequest,
-    tower::ServiceExt,
-};
-use model::{Table, connections::Connections, domain::ConnectionId, keys};
+use infra::{rest, template::Template};
+use model::{connections::Connections, domain::ConnectionId, keys};
 use serde_json::{Value, json};
-use tests::{
-    EMAIL_FROM, PASSWORD, REGION, TestApp, TestResponse, assert_envelope, unique_email,
-    upload_request, workspace_root,
-};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tests::{EMAIL_FROM, PASSWORD, TestResponse, assert_envelope, unique_email, upload_request};
+
+use crate::lambdas::{Item, Lambdas, body_text, image, proxy_response, vendored};
 
 const REST_SAMPLES: &[&str] = &[
     "aws-lambda-events-1.2.1/example-apigw-request.json",
@@ -63,235 +40,29 @@ const DYNAMODB_FOREIGN: &str = "aws-lambda-events-1.2.1/example-dynamodb-event.j
 const STAGE: &str = "samples";
 const JWT_SECRET: &str = "samples-secret-that-is-at-least-32-bytes";
 
-fn sample(name: &str) -> Value {
-    let path = workspace_root().join("events").join(name);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
-
-// --- The @connections recorder ------------------------------------------
-
-/// One request the functions made of the management API.
-#[derive(Debug, Clone)]
-struct ManagementCall {
-    method: String,
-    /// Decoded: `/{stage}/@connections/{id}`.
-    path: String,
-    body: String,
-}
-
-/// A stand-in for API Gateway's `@connections` API that answers every call
-/// with 200 and keeps it. One plain HTTP/1.1 server: the SDK sends each
-/// call with a `Content-Length`.
-struct ManagementApi {
-    endpoint: String,
-    calls: Arc<Mutex<Vec<ManagementCall>>>,
-}
-
-impl ManagementApi {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let recorded = Arc::clone(&calls);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(answer(stream, Arc::clone(&recorded)));
-            }
-        });
-        Self {
-            endpoint: format!("http://{address}/{STAGE}"),
-            calls,
-        }
-    }
-
-    /// The JSON frames pushed to `connection`, oldest first.
-    fn frames_to(&self, connection: &str) -> Vec<Value> {
-        let path = format!("/{STAGE}/@connections/{connection}");
-        self.calls
-            .lock()
-            .expect("calls")
-            .iter()
-            .filter(|call| call.method == "POST" && call.path == path)
-            .map(|call| serde_json::from_str(&call.body).expect("a JSON frame"))
-            .collect()
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = (bytes[index] == b'%')
-            .then(|| text.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                index += 3;
-            }
-            None => {
-                out.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("a UTF-8 path")
-}
-
-async fn answer(mut stream: TcpStream, calls: Arc<Mutex<Vec<ManagementCall>>>) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let head_end = loop {
-            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut request_line = lines.next().unwrap_or_default().split(' ');
-        let method = request_line.next().unwrap_or_default().to_owned();
-        let target = request_line.next().unwrap_or_default().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        assert!(
-            !headers
-                .iter()
-                .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")),
-            "the recorder reads Content-Length bodies only"
-        );
-        let length: usize = headers
-            .iter()
-            .find(|(name, _)| name == "content-length")
-            .and_then(|(_, value)| value.parse().ok())
-            .unwrap_or(0);
-        while buffer.len() < head_end + length {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-            }
-        }
-        let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
-        buffer.drain(..head_end + length);
-        calls.lock().expect("calls").push(ManagementCall {
-            method,
-            path: percent_decode(&target),
-            body,
-        });
-        if stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-// --- The functions, as their runtimes hold them --------------------------
-
-/// Every function of template.yaml, built by `functions::build` on a fresh
-/// table and bucket, pushing to a recorder.
-struct Lambdas {
-    app: TestApp,
-    template: Template,
-    functions: Functions,
-    management: ManagementApi,
-    table: Table,
+/// Every function, with the variables our deploy gives them and the
+/// recorder of [`STAGE`].
+async fn start() -> Lambdas {
+    Lambdas::start(STAGE, |app, management| {
+        HashMap::from([
+            ("TABLE_NAME".to_owned(), app.storage.table_name.clone()),
+            ("BUCKET_NAME".to_owned(), app.storage.bucket_name.clone()),
+            ("S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
+            ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+            ("EMAIL_FROM".to_owned(), EMAIL_FROM.to_owned()),
+            ("APP_URL".to_owned(), "http://app.test".to_owned()),
+            ("WS_MANAGEMENT_ENDPOINT".to_owned(), management.to_owned()),
+        ])
+    })
+    .await
 }
 
 impl Lambdas {
-    async fn start() -> Self {
-        // The app provisions the table and bucket (and runs no poller: the
-        // tests below hand the stream worker its records themselves).
-        let app = TestApp::spawn().await;
-        let management = ManagementApi::start().await;
-        let env: HashMap<&str, String> = HashMap::from([
-            ("TABLE_NAME", app.storage.table_name.clone()),
-            ("BUCKET_NAME", app.storage.bucket_name.clone()),
-            ("S3_FORCE_PATH_STYLE", "true".to_owned()),
-            ("JWT_SECRET", JWT_SECRET.to_owned()),
-            ("EMAIL_FROM", EMAIL_FROM.to_owned()),
-            ("APP_URL", "http://app.test".to_owned()),
-            ("WS_MANAGEMENT_ENDPOINT", management.endpoint.clone()),
-        ]);
-        let source = |name: &str| env.get(name).cloned();
-        let sdk = platform::aws::sdk_config_for_endpoint(&app.endpoint, REGION).await;
-        let template =
-            Template::load(workspace_root().join("template.yaml")).expect("template.yaml");
-        let functions = functions::build(&template, &source, &sdk).expect("the functions build");
-        let table = Table::new(app.dynamodb.clone(), app.storage.table_name.clone());
-        Self {
-            app,
-            template,
-            functions,
-            management,
-            table,
-        }
-    }
-
-    /// Invokes the REST function `function` with `event` as the Lambda
-    /// runtime does: lambda_http reads the payload and its adapter runs
-    /// the service, and the proxy response is what goes back to API Gateway.
-    async fn invoke_rest(&self, function: &str, event: Value) -> TestResponse {
-        let payload: LambdaRequest =
-            serde_json::from_value(event).expect("lambda_http reads the adapted sample");
-        assert!(
-            matches!(payload, LambdaRequest::ApiGatewayV1(_)),
-            "a REST proxy event, not {payload:?}"
-        );
-        let service = self
-            .functions
-            .rest
-            .get(function)
-            .unwrap_or_else(|| panic!("{function} is a REST function"))
-            .clone();
-        let mut context = Context::default();
-        context.request_id = ulid::Ulid::new().to_string();
-        context.invoked_function_arn =
-            format!("arn:aws:lambda:{REGION}:123456789012:function:{function}");
-        let adapter: Adapter<'_, _, _> = Adapter::from(service);
-        let answer = match adapter.oneshot(LambdaEvent::new(payload, context)).await {
-            Ok(answer) => answer,
-            Err(never) => match never {},
-        };
-        proxy_response(serde_json::to_value(answer).expect("a proxy response"))
-    }
-
     /// Adapts a REST sample to `call` and invokes the function template.yaml
     /// routes it to.
     async fn call(&self, sample: &Value, call: Call<'_>) -> TestResponse {
         let (function, event) = rest_event(sample, &self.template, &call);
-        self.invoke_rest(&function, event).await
-    }
-
-    async fn invoke_ws(&self, event: Value) -> ApiGatewayProxyResponse {
-        let request: ApiGatewayWebsocketProxyRequest =
-            serde_json::from_value(event).expect("a WebSocket event");
-        platform::lambda::invoke(&self.functions.websocket, request)
-            .await
-            .expect("the websocket function answers")
-    }
-
-    async fn invoke_stream(&self, event: Value) -> Vec<Option<String>> {
-        let event: Event = serde_json::from_value(event).expect("a DynamoDB stream event");
-        platform::lambda::invoke(&self.functions.stream, event)
-            .await
-            .expect("the stream worker answers")
-            .batch_item_failures
-            .into_iter()
-            .map(|failure| failure.item_identifier)
-            .collect()
+        proxy_response(&self.invoke_rest(&function, event).await)
     }
 
     /// Registers a user through the auth function; the id and access token.
@@ -313,7 +84,7 @@ impl Lambdas {
         )
     }
 
-    async fn item(&self, pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    async fn item(&self, pk: String, sk: String) -> Item {
         self.app
             .dynamodb
             .get_item()
@@ -329,60 +100,8 @@ impl Lambdas {
     }
 
     async fn comment_count_of(&self, post: &str) -> usize {
-        self.app
-            .dynamodb
-            .query()
-            .table_name(&self.app.storage.table_name)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :comment)")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::post_pk(&post.parse().expect("a post id"))),
-            )
-            .expression_attribute_values(
-                ":comment",
-                AttributeValue::S(keys::COMMENT_SK_PREFIX.to_owned()),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("query comments")
-            .items()
-            .len()
-    }
-}
-
-/// The proxy response as a client would see it behind API Gateway.
-fn proxy_response(answer: Value) -> TestResponse {
-    let mut headers = reqwest::header::HeaderMap::new();
-    let mut add = |name: &str, value: &Value| {
-        if let (Ok(name), Some(Ok(value))) = (
-            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-            value.as_str().map(reqwest::header::HeaderValue::from_str),
-        ) {
-            headers.append(name, value);
-        }
-    };
-    let multi = answer["multiValueHeaders"].as_object();
-    for (name, values) in multi.into_iter().flatten() {
-        for value in values.as_array().into_iter().flatten() {
-            add(name, value);
-        }
-    }
-    for (name, value) in answer["headers"].as_object().into_iter().flatten() {
-        if !multi.is_some_and(|multi| multi.contains_key(name)) {
-            add(name, value);
-        }
-    }
-    let bytes = match (answer["body"].as_str(), answer["isBase64Encoded"].as_bool()) {
-        (Some(text), Some(true)) => STANDARD.decode(text).expect("a base64 body"),
-        (Some(text), _) => text.as_bytes().to_vec(),
-        (None, _) => Vec::new(),
-    };
-    TestResponse {
-        status: answer["statusCode"].as_u64().expect("statusCode") as u16,
-        headers,
-        body: serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        let pk = keys::post_pk(&post.parse().expect("a post id"));
+        self.items_under(pk, keys::COMMENT_SK_PREFIX).await.len()
     }
 }
 
@@ -530,7 +249,7 @@ fn ws_event(sample: &Value, connection_id: &str, route_key: &str) -> Value {
 
 /// The `$connect` sample with `?token=` as our clients connect.
 fn connect_event(connection_id: &str, token: &str) -> Value {
-    let mut event = ws_event(&sample(WS_CONNECT), connection_id, "$connect");
+    let mut event = ws_event(&vendored(WS_CONNECT), connection_id, "$connect");
     event["queryStringParameters"] = json!({"token": token});
     event["multiValueQueryStringParameters"] = json!({"token": [token]});
     event
@@ -539,34 +258,16 @@ fn connect_event(connection_id: &str, token: &str) -> Value {
 /// A frame on the connection, in the MESSAGE sample.
 fn message_event(connection_id: &str, frame: Value) -> Value {
     let action = frame["action"].as_str().expect("an action").to_owned();
-    let mut event = ws_event(&sample(WS_MESSAGE), connection_id, &action);
+    let mut event = ws_event(&vendored(WS_MESSAGE), connection_id, &action);
     event["body"] = json!(frame.to_string());
     event
 }
 
-fn body_text(response: &ApiGatewayProxyResponse) -> &str {
-    match &response.body {
-        Some(Body::Text(text)) => text,
-        None => "",
-        other => panic!("not a text body: {other:?}"),
-    }
-}
-
-/// DynamoDB JSON of an item, as a stream record carries it.
-fn image(item: &HashMap<String, AttributeValue>) -> Value {
-    serde_json::to_value(serde_dynamo::Item::from(item.clone())).expect("an item is JSON")
-}
-
 /// A record of the stream sample with our table and one of our items.
-fn stream_record(
-    record: &Value,
-    table: &str,
-    old: Option<&HashMap<String, AttributeValue>>,
-    new: Option<&HashMap<String, AttributeValue>>,
-) -> Value {
+fn stream_record(record: &Value, table: &str, old: Option<&Item>, new: Option<&Item>) -> Value {
     let mut record = record.clone();
     let item = new.or(old).expect("an image");
-    let key: HashMap<String, AttributeValue> = [keys::PK, keys::SK]
+    let key: Item = [keys::PK, keys::SK]
         .into_iter()
         .map(|name| (name.to_owned(), item[name].clone()))
         .collect();
@@ -590,9 +291,9 @@ fn stream_record(
 
 #[tokio::test]
 async fn health_answers_aws_rest_samples() {
-    let lambdas = Lambdas::start().await;
+    let lambdas = start().await;
     for name in REST_SAMPLES {
-        let response = lambdas.call(&sample(name), Call::get("/health")).await;
+        let response = lambdas.call(&vendored(name), Call::get("/health")).await;
         let body = assert_envelope(&response, 200, None);
         assert_eq!(body["message"], "Service is healthy", "{name}");
         assert_eq!(body["data"]["status"], "ok", "{name}");
@@ -605,9 +306,9 @@ async fn health_answers_aws_rest_samples() {
 
 #[tokio::test]
 async fn auth_registers_from_aws_rest_samples() {
-    let lambdas = Lambdas::start().await;
+    let lambdas = start().await;
     for name in REST_SAMPLES {
-        let sample = sample(name);
+        let sample = vendored(name);
         let email = unique_email();
         let response = lambdas
             .call(
@@ -635,9 +336,9 @@ async fn auth_registers_from_aws_rest_samples() {
 
 #[tokio::test]
 async fn users_answer_aws_rest_samples() {
-    let lambdas = Lambdas::start().await;
+    let lambdas = start().await;
     for name in REST_SAMPLES {
-        let sample = sample(name);
+        let sample = vendored(name);
         let (id, token) = lambdas.register(&sample).await;
         let path = format!("/api/v1/users/{id}");
         let response = lambdas
@@ -663,9 +364,9 @@ async fn users_answer_aws_rest_samples() {
 
 #[tokio::test]
 async fn posts_answer_aws_rest_samples() {
-    let lambdas = Lambdas::start().await;
+    let lambdas = start().await;
     for name in REST_SAMPLES {
-        let sample = sample(name);
+        let sample = vendored(name);
         let (author, token) = lambdas.register(&sample).await;
         let created = lambdas
             .call(
@@ -698,9 +399,9 @@ async fn posts_answer_aws_rest_samples() {
 
 #[tokio::test]
 async fn uploads_answer_aws_rest_samples() {
-    let lambdas = Lambdas::start().await;
+    let lambdas = start().await;
     for name in REST_SAMPLES {
-        let sample = sample(name);
+        let sample = vendored(name);
         let (_, token) = lambdas.register(&sample).await;
         let created = lambdas
             .call(
@@ -775,9 +476,9 @@ async fn commented_post(
 
 #[tokio::test]
 async fn notifications_answer_aws_rest_samples() {
-    let lambdas = Lambdas::start().await;
+    let lambdas = start().await;
     for name in REST_SAMPLES {
-        let sample = sample(name);
+        let sample = vendored(name);
         let (_, author) = lambdas.register(&sample).await;
         let (_, commenter) = lambdas.register(&sample).await;
         let post = commented_post(&lambdas, &sample, &author, &commenter).await;
@@ -810,8 +511,8 @@ async fn notifications_answer_aws_rest_samples() {
 
 #[tokio::test]
 async fn websocket_serves_aws_websocket_samples() {
-    let lambdas = Lambdas::start().await;
-    let rest_sample = sample(REST_SAMPLES[0]);
+    let lambdas = start().await;
+    let rest_sample = vendored(REST_SAMPLES[0]);
     let (user, token) = lambdas.register(&rest_sample).await;
     // An id as API Gateway makes them: 10 bytes, base64, so with a `=`
     // that the management API's path must escape.
@@ -870,7 +571,7 @@ async fn websocket_serves_aws_websocket_samples() {
     );
 
     let disconnected = lambdas
-        .invoke_ws(ws_event(&sample(WS_DISCONNECT), id, "$disconnect"))
+        .invoke_ws(ws_event(&vendored(WS_DISCONNECT), id, "$disconnect"))
         .await;
     assert_eq!(disconnected.status_code, 200);
     assert!(
@@ -888,8 +589,8 @@ async fn websocket_serves_aws_websocket_samples() {
 
 #[tokio::test]
 async fn stream_worker_serves_aws_dynamodb_samples() {
-    let lambdas = Lambdas::start().await;
-    let rest_sample = sample(REST_SAMPLES[1]);
+    let lambdas = start().await;
+    let rest_sample = vendored(REST_SAMPLES[1]);
     let table = lambdas.app.storage.table_name.clone();
     let (author_id, author) = lambdas.register(&rest_sample).await;
     let (_, commenter) = lambdas.register(&rest_sample).await;
@@ -963,7 +664,7 @@ async fn stream_worker_serves_aws_dynamodb_samples() {
 
     // SAM's batch is an INSERT, a MODIFY and a REMOVE: here the new
     // notification, the post as the comment changed it, and the post gone.
-    let batch = sample(DYNAMODB_BATCH);
+    let batch = vendored(DYNAMODB_BATCH);
     let records = batch["Records"].as_array().expect("Records");
     let event = json!({"Records": [
         stream_record(&records[0], &table, None, Some(&notification)),
@@ -984,7 +685,7 @@ async fn stream_worker_serves_aws_dynamodb_samples() {
     // The crate's sample as it is, items of another table: nothing to do,
     // and nothing failed.
     assert_eq!(
-        lambdas.invoke_stream(sample(DYNAMODB_FOREIGN)).await,
+        lambdas.invoke_stream(vendored(DYNAMODB_FOREIGN)).await,
         Vec::<Option<String>>::new()
     );
     assert_eq!(lambdas.management.frames_to(id).len(), 1);

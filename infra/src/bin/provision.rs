@@ -9,7 +9,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let storage = StorageConfig::from_env()?;
     let template =
         Template::load(std::env::var("TEMPLATE_PATH").unwrap_or_else(|_| "template.yaml".into()))?;
-    let email_from = std::env::var("EMAIL_FROM").ok().filter(|v| !v.is_empty());
+    // LocalStack's community edition has no SES v2 API, so creating the
+    // sender there fails; PROVISION_EMAIL_IDENTITY=false skips it (the
+    // functions' sends then fail and are logged, as any SES outage is).
+    let create_identity = match std::env::var("PROVISION_EMAIL_IDENTITY").as_deref() {
+        Err(_) | Ok("true") => true,
+        Ok("false") => false,
+        Ok(other) => {
+            return Err(format!(
+                "environment variable PROVISION_EMAIL_IDENTITY is invalid: {other:?} (true or false)"
+            )
+            .into());
+        }
+    };
+    let email_from = std::env::var("EMAIL_FROM")
+        .ok()
+        .filter(|v| !v.is_empty() && create_identity);
     provision(
         &aws::load_sdk_config().await,
         &template,

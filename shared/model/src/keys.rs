@@ -22,6 +22,7 @@
 //! | room member | `ROOM#<room>` | `CONN#<id>` |
 //! | dashboard subscriber | `DASHBOARD` | `CONN#<id>` |
 //! | active-admin counter | `ADMINS` | `COUNT` |
+//! | migration record | `MIGRATION#<version>` | `MIGRATION` |
 
 use std::fmt::Display;
 
@@ -184,6 +185,7 @@ const RATE: &str = "RATE#";
 const WINDOW: &str = "W#";
 const CONNECTION: &str = "CONN#";
 const ROOM: &str = "ROOM#";
+const MIGRATION: &str = "MIGRATION#";
 
 fn prefixed(prefix: &str, id: impl Display) -> String {
     format!("{prefix}{id}")
@@ -210,6 +212,8 @@ pub const DASHBOARD_SK: &str = "DASHBOARD";
 /// keeps it true).
 pub const ADMIN_COUNT_PK: &str = "ADMINS";
 pub const ADMIN_COUNT_SK: &str = "COUNT";
+/// The sort key of every migration record (`migration_pk`).
+pub const MIGRATION_SK: &str = "MIGRATION";
 
 pub fn user_pk(id: &UserId) -> String {
     prefixed(USER, id)
@@ -304,6 +308,12 @@ pub fn room_sk(room: &Room) -> String {
     prefixed(ROOM, room)
 }
 
+/// The record of item migration `version` (infra's `make migrate`): one
+/// partition per version, read by key, never listed.
+pub fn migration_pk(version: u32) -> String {
+    prefixed(MIGRATION, version)
+}
+
 /// The room a connection's `ROOM#<room>` sort key names.
 pub fn room_of_sk(sk: &str) -> Option<Room> {
     sk.strip_prefix(ROOM).and_then(|raw| Room::parse(raw).ok())
@@ -353,6 +363,8 @@ mod tests {
             (connection_sk(&connection), "CONN#Abc=".to_owned()),
             (room_pk(&room), "ROOM#general".to_owned()),
             (room_sk(&room), "ROOM#general".to_owned()),
+            (migration_pk(1), "MIGRATION#1".to_owned()),
+            (migration_pk(42), "MIGRATION#42".to_owned()),
         ];
         for (built, expected) in cases {
             assert_eq!(built, expected);
@@ -360,6 +372,7 @@ mod tests {
         assert!(comment_sk(&id.parse().unwrap()).starts_with(COMMENT_SK_PREFIX));
         assert!(notification_sk(&id.parse().unwrap()).starts_with(NOTIFICATION_SK_PREFIX));
         assert!(connection_sk(&connection).starts_with(CONNECTION_SK_PREFIX));
+        assert_eq!(MIGRATION_SK, "MIGRATION");
     }
 
     #[test]

@@ -11,12 +11,13 @@
 //! makes a user an active admin or stops one being it, and never below one.
 //! So two admins demoting each other at the same moment cannot leave none:
 //! the second transaction finds the count at one. A table whose admins
-//! predate the counter has them counted, once, by the first such change.
+//! predate the counter has them counted, once, by the `admin-count`
+//! migration (`make migrate`) or else by the first such change.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
-    operation::update_item::UpdateItemError,
+    operation::{query::builders::QueryFluentBuilder, update_item::UpdateItemError},
     types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 use serde::{Deserialize, Serialize};
@@ -289,8 +290,8 @@ pub trait Users {
         change: AdminChange,
         now: &str,
     ) -> Result<UserItem, StoreError>;
-    /// The number of active admins, strongly consistent; `None` until a
-    /// first change of an admin has counted them.
+    /// The number of active admins, strongly consistent; `None` until the
+    /// `admin-count` migration or a first change of an admin counted them.
     async fn active_admins(&self) -> Result<Option<u64>, StoreError>;
     /// One page of users, newest first.
     async fn list_users(&self, page: Page) -> Result<(Vec<UserItem>, Option<Item>), StoreError>;
@@ -527,28 +528,39 @@ impl Table {
     /// needs the counter), so the users counted cannot change under the
     /// count; of two processes counting at once, the first to write wins and
     /// the other's equal count is dropped. One filtered Query of the users
-    /// partition per 1 MB of it, once in the life of a table.
+    /// partition per 1 MB of it, once in the life of a table (or never,
+    /// where the `admin-count` migration of `make migrate` made it first).
     async fn count_admins(&self) -> Result<(), StoreError> {
-        let admins = table::count_all(
-            self.client
-                .query()
-                .table_name(&self.name)
-                .index_name(Index::Gsi1.name())
-                .key_condition_expression(format!("{GSI1PK} = :users"))
-                .filter_expression("#role = :admin AND #status = :active")
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
-                .expression_attribute_values(
-                    ":admin",
-                    AttributeValue::S(Role::Admin.as_str().into()),
-                )
-                .expression_attribute_values(
-                    ":active",
-                    AttributeValue::S(UserStatus::Active.as_str().into()),
-                ),
-        )
-        .await?;
+        let admins = table::count_all(self.active_admins_query()).await?;
+        self.create_admin_count(admins).await.map(drop)
+    }
+
+    /// The Query that finds the active admins: the users partition of
+    /// `gsi1`, filtered to role `admin` and status `active`. The request
+    /// path above and the `admin-count` migration (infra) both count the
+    /// admins with it, so they count by one rule.
+    pub fn active_admins_query(&self) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .index_name(Index::Gsi1.name())
+            .key_condition_expression(format!("{GSI1PK} = :users"))
+            .filter_expression("#role = :admin AND #status = :active")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
+            .expression_attribute_values(":admin", AttributeValue::S(Role::Admin.as_str().into()))
+            .expression_attribute_values(
+                ":active",
+                AttributeValue::S(UserStatus::Active.as_str().into()),
+            )
+    }
+
+    /// Creates the admin counter holding `admins`, unless one exists:
+    /// whether this call made it. `admins` must be a count of
+    /// `active_admins_query` made while the counter was missing (see
+    /// `count_admins` for why that count cannot be stale).
+    pub async fn create_admin_count(&self, admins: u64) -> Result<bool, StoreError> {
         let created = self
             .client
             .update_item()
@@ -565,8 +577,8 @@ impl Table {
             .send()
             .await;
         match created.map_err(dynamo) {
-            Ok(_) => Ok(()),
-            Err(err) if err.is(Condition::AlreadyExists) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(err) if err.is(Condition::AlreadyExists) => Ok(false),
             Err(err) => Err(err),
         }
     }
