@@ -24,8 +24,8 @@ help:
 	@echo "make migrate [DRY_RUN=1] [CMD=list|status] - apply the table's pending item migrations (LOCAL=0 TABLE_NAME=... for a deployed one)"
 	@echo "make seed   - demo users (an admin), posts, comments and avatars in a running make dev; prints the logins"
 	@echo "make reset  - delete make dev's saved data (DEV_STATE_DIR), so the next make dev starts empty"
-	@echo "make build  - release arm64 bootstraps for every function into target/lambda/<function>/"
-	@echo "make deploy ENV=dev|staging|prod - make build, then sam deploy --config-env ENV"
+	@echo "make build  - sam build: release arm64 bootstraps for every function into .aws-sam/build/<LogicalId>/"
+	@echo "make deploy ENV=dev|staging|prod - make build, then sam deploy --config-env ENV of .aws-sam/build/template.yaml"
 	@echo "make validate - sam validate --lint (offline, no AWS account)"
 	@echo "make bench  - cold start, warm latency, memory and cost of every function (no AWS account)"
 	@echo "make asyncapi - validate docs/asyncapi.yaml with the pinned @asyncapi/parser"
@@ -216,23 +216,35 @@ test:
 	$(MAKE) iam
 	$(MAKE) smoke
 
-# Release build of every Lambda function (functions/*), arm64, for the
-# provided.al2023 runtime: one cargo invocation, so shared dependencies
-# compile once. It has its own target dir so that it never holds the build
-# lock of target/ that `make test` needs; the bootstraps go where
-# template.yaml's CodeUri points (target/lambda/<function>/bootstrap).
-# cargo-lambda finds zig as `python3 -m ziglang`, hence .venv/bin first.
+# Release build of every Lambda function, arm64, for the provided.al2023
+# runtime: `sam build`. For each function of template.yaml (BuildMethod
+# rust-cargolambda) it runs `cargo lambda build --release --arm64 --bin
+# <crate>` in its CodeUri, functions/<crate>, and copies the bootstrap into
+# $(SAM_BUILD_DIR)/<LogicalId>/, beside the template `make deploy` deploys.
+# - Every one of those cargo runs selects the whole workspace and builds one
+#   bin (cargo-lambda reads CARGO_LAMBDA_BUILD.* as its configuration, SAM
+#   passing no flags of ours): cargo unifies features over the packages a
+#   run selects, so all of them resolve the features the old single run
+#   over every bin did, each reuses what the ones before it compiled, and
+#   the bootstraps are that run's. A run that selected only its own crate
+#   would build aws_lambda_events, and all that depends on it, once for
+#   the HTTP functions and once more for the event ones
+#   (docs/DEPLOYING.md, with the times measured). --locked the same way.
+# - Its own target dir, so that it never holds the build lock of target/
+#   that `make test` needs; absolute, since cargo runs in functions/<crate>.
+# - cargo-lambda finds zig as `python3 -m ziglang`, hence .venv/bin first.
 FUNCTIONS        := $(notdir $(wildcard functions/*))
 # What `--arm64` builds for (template.yaml's Architectures), named for rustup.
 LAMBDA_TARGET    := aarch64-unknown-linux-gnu
 LAMBDA_BUILD_DIR ?= target/lambda-build
+SAM_BUILD_DIR    := .aws-sam/build
 NICE             ?= nice -n 19
-build: $(BUILD_STAMP)
+build: $(BUILD_STAMP) $(DEPLOY_STAMP)
 	rustup target add $(LAMBDA_TARGET)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(LAMBDA_BUILD_DIR)" \
-	  $(NICE) cargo lambda build --release --arm64 --locked \
-	  --lambda-dir target/lambda $(addprefix --bin ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap; done
+	env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(abspath $(LAMBDA_BUILD_DIR))" \
+	  CARGO_LAMBDA_BUILD.WORKSPACE=true CARGO_LAMBDA_BUILD.LOCKED=true SAM_CLI_TELEMETRY=0 \
+	  $(NICE) $(VENV)/bin/sam build --build-dir $(SAM_BUILD_DIR)
+	@ls -l $(SAM_BUILD_DIR)/*/bootstrap
 
 # SAM CLI from .venv; no usage telemetry (and no network call for it). A
 # deploy never follows an AWS_ENDPOINT_URL left over from local work.
@@ -243,26 +255,32 @@ SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 validate: $(DEPLOY_STAMP)
 	$(SAM) validate --lint
 
-# Deploys the bootstraps of `make build` with the config env of
-# samconfig.toml (stack, region, parameters). staging and prod ask to confirm
-# the change set; CONFIRM_CHANGESET=0 skips that prompt (the deploy workflow
-# does, after its GitHub environment's approval).
+# Deploys what `make build` built, the template sam build wrote with the
+# bootstraps (never template.yaml itself, whose CodeUris are source
+# directories), with the config env of samconfig.toml (stack, region,
+# parameters). staging and prod ask to confirm the change set;
+# CONFIRM_CHANGESET=0 skips that prompt (the deploy workflow does, after its
+# GitHub environment's approval). No endpoint from local work is followed:
+# neither AWS_ENDPOINT_URL nor its per-service forms or config-file entries
+# (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS).
 DEPLOY_ENVS := dev staging prod
 ENV ?=
 CONFIRM_CHANGESET ?=
 deploy:
 	@[ "$(words $(ENV))" = 1 ] && [ -n "$(filter $(ENV),$(DEPLOY_ENVS))" ] || { \
 	  echo "make deploy: ENV must be one of: $(DEPLOY_ENVS) (got '$(ENV)'), e.g. make deploy ENV=dev" >&2; exit 2; }
-	$(MAKE) build $(DEPLOY_STAMP)
-	env -u AWS_ENDPOINT_URL $(SAM) deploy --config-env $(ENV) $(if $(filter 0,$(CONFIRM_CHANGESET)),--no-confirm-changeset)
+	$(MAKE) build
+	env -u AWS_ENDPOINT_URL AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true $(SAM) deploy --config-env $(ENV) \
+	  --template-file $(SAM_BUILD_DIR)/template.yaml $(if $(filter 0,$(CONFIRM_CHANGESET)),--no-confirm-changeset)
 
 # Cold-start and cost benchmark, no AWS account: every function bootstrap
-# built for this machine with the release profile (one cargo invocation, as
-# `make build`; arm64 binaries cannot run here), plus a hello-world
-# lambda_runtime floor (its own cargo invocation, so that it keeps its own
-# minimal features), each run as a process against a mock of the Lambda
-# Runtime API with moto behind it (infra/src/bench). The arm64 zip sizes come
-# from `make build`. Prints the tables of docs/PERFORMANCE.md and writes them
+# built for this machine with the release profile (one cargo invocation over
+# the workspace, the features `make build` resolves; arm64 binaries cannot
+# run here), plus a hello-world lambda_runtime floor (its own cargo
+# invocation, so that it keeps its own minimal features), each run as a
+# process against a mock of the Lambda Runtime API with moto behind it
+# (infra/src/bench). The arm64 zip sizes are of the bootstraps `make build`
+# put in $(SAM_BUILD_DIR). Prints the tables of docs/PERFORMANCE.md and writes them
 # to $(BENCH_BUILD_DIR)/bench.md. Not part of `make test`.
 BENCH_BUILD_DIR ?= target/bench-build
 # Explicit, so that a RUSTFLAGS experiment reaches the functions and not the
@@ -275,7 +293,7 @@ bench: venv build
 	CARGO_TARGET_DIR="$(BENCH_BUILD_DIR)" $(NICE) cargo build --release --locked \
 	  --target $(BENCH_TARGET) -p bench-hello
 	cargo build --quiet --locked -p infra --bins
-	bash infra/scripts/bench.sh $(BENCH_BUILD_DIR)/$(BENCH_TARGET)/release --arm64 target/lambda \
+	bash infra/scripts/bench.sh $(BENCH_BUILD_DIR)/$(BENCH_TARGET)/release --sam-build $(SAM_BUILD_DIR) \
 	  --out $(BENCH_BUILD_DIR)/bench.md $(BENCH_ARGS)
 
 # Mutation testing of the modules named in MUTANTS_FILES with cargo-mutants
