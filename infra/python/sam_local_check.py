@@ -170,8 +170,8 @@ def sam_view():
 
 
 def crate_of(function) -> str:
-    """The crate a function is built from: its CodeUri's last part
-    (`functions/auth`, or `target/lambda/auth/` before `sam build`)."""
+    """The crate a function is built from: its BuildProperties' Binary, or
+    else its CodeUri's last part (`functions/auth`)."""
     binary = ((function.metadata or {}).get("BuildProperties") or {}).get("Binary")
     return binary or Path(str(function.codeuri).rstrip("/")).name
 

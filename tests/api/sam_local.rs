@@ -78,8 +78,7 @@ fn local_event(name: &str) -> Value {
 }
 
 /// The logical id of the function built from the crate a file is named
-/// after (`users-me.json`: `users`), by its CodeUri, whether that is
-/// `functions/users` or cargo-lambda's `target/lambda/users/`.
+/// after (`users-me.json`: `users`), by its CodeUri (`functions/users`).
 fn function_of(template: &Template, file: &str) -> String {
     let krate = file.split('-').next().expect("a crate prefix");
     template
