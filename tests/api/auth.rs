@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use model::domain::Role;
 use serde_json::{Value, json};
 use tests::{PASSWORD, TestApp, assert_envelope, session_from, unique_email};
 
@@ -876,4 +877,53 @@ async fn a_login_refused_per_ip_uses_no_failure_slot() {
         .map(|item| item["count"].as_n().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(slots, 1);
+}
+
+#[tokio::test]
+async fn login_signs_an_admins_tokens_with_the_role_the_user_has() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_up_user().await;
+    app.promote_to_admin(&user.id).await;
+    let session = app.logged_in(&user.email, PASSWORD).await;
+    let keys = jwt_keys();
+    for (token, typ) in [
+        (&session.access_token, platform::jwt::TokenType::Access),
+        (&session.refresh_token, platform::jwt::TokenType::Refresh),
+    ] {
+        assert_eq!(
+            keys.verify(token, typ).unwrap().role,
+            Role::Admin,
+            "{typ:?}"
+        );
+    }
+    // The refresh token signed again is the one the session holds.
+    let refreshed = app.post_refresh(&session.refresh_token).await;
+    assert_eq!(refreshed.status, 200, "{:#}", refreshed.body);
+}
+
+#[tokio::test]
+async fn a_suspended_user_with_the_right_password_gets_403_and_no_session() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_up_user().await;
+    let admin = app.signed_up_user().await;
+    app.promote_to_admin(&admin.id).await;
+    let admin = app.logged_in(&admin.email, PASSWORD).await;
+    let suspended = app
+        .send_as(
+            "PATCH",
+            &format!("/api/v1/users/{}", user.id),
+            &admin.access_token,
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
+    assert_eq!(suspended.status, 200, "{:#}", suspended.body);
+    let partition = model::keys::user_pk(&user.id.parse().unwrap());
+    let before = app.partition_len(&partition).await;
+    let refused = app.post_login(&user.email, PASSWORD).await;
+    assert_envelope(&refused, 403, Some("FORBIDDEN"));
+    // The user's partition holds its sessions: the one written alongside
+    // the refused login is gone again.
+    assert_eq!(app.partition_len(&partition).await, before);
+    let wrong = app.post_login(&user.email, "not-the-password-1").await;
+    assert_envelope(&wrong, 401, Some("UNAUTHORIZED"));
 }

@@ -3,67 +3,13 @@
 //! and paths. Each case must get its 4xx envelope of docs/API.md §2, never
 //! a 500 or a bare body, and must leave the table exactly as it was.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 use tests::{
-    PASSWORD, Session, TestApp, TestResponse, assert_envelope, unique_email, upload_request,
+    PASSWORD, Session, Snapshot, TestApp, TestResponse, assert_envelope, unique_email,
+    upload_request,
 };
-
-/// Every item of the table but the rate-limit counters (which every `/api`
-/// request moves), keyed by `pk sk`, in full: an update shows as well as an
-/// insert.
-type Snapshot = BTreeMap<String, BTreeMap<String, AttributeValue>>;
-
-async fn snapshot(app: &TestApp) -> Snapshot {
-    let mut items = Snapshot::new();
-    let mut start = None;
-    loop {
-        let page = app
-            .dynamodb
-            .scan()
-            .table_name(&app.storage.table_name)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        for item in page.items() {
-            let key = |name: &str| match item.get(name) {
-                Some(AttributeValue::S(value)) => value.clone(),
-                other => format!("{other:?}"),
-            };
-            let (pk, sk) = (key("pk"), key("sk"));
-            if !pk.starts_with(&model::keys::rate_pk("")) {
-                items.insert(
-                    format!("{pk} {sk}"),
-                    item.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                );
-            }
-        }
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return items,
-        }
-    }
-}
-
-async fn assert_unchanged(app: &TestApp, before: &Snapshot, what: &str) {
-    let after = snapshot(app).await;
-    let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
-    let removed: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|(k, v)| before.get(*k).is_some_and(|old| old != *v))
-        .map(|(k, _)| k)
-        .collect();
-    assert!(
-        added.is_empty() && removed.is_empty() && changed.is_empty(),
-        "{what}: added {added:?}, removed {removed:?}, changed {changed:?}"
-    );
-}
 
 /// Asserts status and `code` with a label first (the loops below send
 /// dozens of cases), then the whole envelope.
@@ -170,7 +116,7 @@ async fn fixture() -> Fixture {
         .as_str()
         .expect("post id")
         .to_owned();
-    let before = snapshot(&app).await;
+    let before = app.snapshot().await;
     Fixture {
         post_path: format!("/api/v1/posts/{post_id}"),
         post_id,
@@ -276,7 +222,7 @@ async fn bodies_that_are_not_utf8_are_400_and_store_nothing() {
             expect(&what, &response, 400, "BAD_REQUEST");
         }
     }
-    assert_unchanged(&f.app, &f.before, "non-UTF-8 bodies").await;
+    f.app.assert_unchanged(&f.before, "non-UTF-8 bodies").await;
 }
 
 #[tokio::test]
@@ -306,7 +252,7 @@ async fn a_body_just_over_64_kib_is_a_413_from_the_function() {
         field_errors(&response),
         vec![("title".to_owned(), "TOO_LONG".to_owned())]
     );
-    assert_unchanged(&f.app, &f.before, "oversized bodies").await;
+    f.app.assert_unchanged(&f.before, "oversized bodies").await;
 }
 
 #[tokio::test]
@@ -319,7 +265,7 @@ async fn a_body_over_10_mb_is_a_413_from_the_gateway() {
     assert!(response.header("x-ratelimit-limit").is_none());
     // And the gateway keeps serving.
     assert_eq!(f.app.get("/health").await.status, 200);
-    assert_unchanged(&f.app, &f.before, "a 10 MB body").await;
+    f.app.assert_unchanged(&f.before, "a 10 MB body").await;
 }
 
 #[tokio::test]
@@ -358,7 +304,9 @@ async fn deeply_nested_json_is_a_400_not_a_crash() {
     // The functions survived: a good request still works.
     let response = f.app.get_as(&f.post_path, &f.user.access_token).await;
     assert_envelope(&response, 200, None);
-    assert_unchanged(&f.app, &f.before, "deeply nested bodies").await;
+    f.app
+        .assert_unchanged(&f.before, "deeply nested bodies")
+        .await;
 }
 
 #[tokio::test]
@@ -443,7 +391,7 @@ async fn a_wrong_json_type_in_any_field_is_a_400() {
         .await;
         expect(raw, &response, 400, "BAD_REQUEST");
     }
-    assert_unchanged(&f.app, &f.before, "wrong JSON types").await;
+    f.app.assert_unchanged(&f.before, "wrong JSON types").await;
 }
 
 #[tokio::test]
@@ -465,7 +413,7 @@ async fn unknown_fields_are_a_400() {
             expect(&what, &response, 400, "BAD_REQUEST");
         }
     }
-    assert_unchanged(&f.app, &f.before, "unknown fields").await;
+    f.app.assert_unchanged(&f.before, "unknown fields").await;
 }
 
 /// `null` reads as absent: for a required field that is a 422 `REQUIRED`
@@ -498,7 +446,7 @@ async fn null_for_a_required_field_is_a_422_required() {
             );
         }
     }
-    assert_unchanged(&f.app, &f.before, "null fields").await;
+    f.app.assert_unchanged(&f.before, "null fields").await;
 }
 
 #[tokio::test]
@@ -537,7 +485,7 @@ async fn huge_negative_and_non_numeric_limits_are_a_400() {
             .await;
         assert_envelope(&response, 200, None);
     }
-    assert_unchanged(&f.app, &f.before, "bad limits").await;
+    f.app.assert_unchanged(&f.before, "bad limits").await;
 }
 
 #[tokio::test]
@@ -569,7 +517,7 @@ async fn a_huge_or_out_of_range_version_changes_nothing() {
             .await;
         expect(&format!("version {version}"), &response, status, code);
     }
-    assert_unchanged(&f.app, &f.before, "bad versions").await;
+    f.app.assert_unchanged(&f.before, "bad versions").await;
     let post = f.app.get_as(&f.post_path, &f.user.access_token).await;
     assert_eq!(post.body["data"]["version"], 1);
     assert_eq!(post.body["data"]["title"], "A post");
@@ -617,7 +565,7 @@ async fn negative_huge_and_fractional_upload_sizes_are_refused() {
             );
         }
     }
-    assert_unchanged(&f.app, &f.before, "bad sizes").await;
+    f.app.assert_unchanged(&f.before, "bad sizes").await;
 }
 
 #[tokio::test]
@@ -681,7 +629,9 @@ async fn hostile_request_ids_are_replaced_by_a_fresh_uuid() {
     .await;
     assert_eq!(response.header("x-request-id"), Some("client-1.2_3"));
     assert_eq!(response.body["meta"]["requestId"], "client-1.2_3");
-    assert_unchanged(&f.app, &f.before, "hostile request ids").await;
+    f.app
+        .assert_unchanged(&f.before, "hostile request ids")
+        .await;
 }
 
 /// A hyphenated UUID: 8-4-4-4-12 lower-case hex digits.
@@ -748,7 +698,7 @@ async fn path_traversal_in_path_parameters_is_a_404() {
         .get_as("/api/v1/posts/../../etc/passwd", &f.user.access_token)
         .await;
     expect("dot segments", &response, 404, "NOT_FOUND");
-    assert_unchanged(&f.app, &f.before, "path traversal").await;
+    f.app.assert_unchanged(&f.before, "path traversal").await;
 }
 
 #[tokio::test]
@@ -768,7 +718,9 @@ async fn path_traversal_in_upload_filenames_never_reaches_a_key() {
             vec![("filename".to_owned(), "INVALID_FORMAT".to_owned())]
         );
     }
-    assert_unchanged(&f.app, &f.before, "filenames that name no file").await;
+    f.app
+        .assert_unchanged(&f.before, "filenames that name no file")
+        .await;
     for (name, stored) in [
         ("../../etc/passwd.png", "passwd.png"),
         ("..\\..\\boot.png", "boot.png"),
@@ -909,7 +861,7 @@ async fn nul_bytes_in_text_fields_are_a_422() {
             "{what}"
         );
     }
-    assert_unchanged(&f.app, &f.before, "NUL in text").await;
+    f.app.assert_unchanged(&f.before, "NUL in text").await;
 }
 
 #[tokio::test]
@@ -929,7 +881,7 @@ async fn nul_bytes_in_query_values_are_a_400() {
         let response = f.app.get_as(&path, &f.user.access_token).await;
         expect(&path, &response, 400, "BAD_REQUEST");
     }
-    assert_unchanged(&f.app, &f.before, "NUL in queries").await;
+    f.app.assert_unchanged(&f.before, "NUL in queries").await;
 }
 
 #[tokio::test]
@@ -976,7 +928,7 @@ async fn oversized_and_garbage_authorization_is_a_401() {
             );
         }
     }
-    assert_unchanged(&f.app, &f.before, "bad tokens").await;
+    f.app.assert_unchanged(&f.before, "bad tokens").await;
 }
 
 #[tokio::test]
@@ -1008,7 +960,9 @@ async fn a_malformed_idempotency_key_is_a_400() {
             );
         }
     }
-    assert_unchanged(&f.app, &f.before, "bad idempotency keys").await;
+    f.app
+        .assert_unchanged(&f.before, "bad idempotency keys")
+        .await;
     // 128 characters is the longest key, and it works.
     let headers = [
         ("authorization", bearer(&f.user)),
@@ -1061,7 +1015,9 @@ async fn json_routes_refuse_other_content_types_with_a_415() {
             expect(&what, &response, 415, "UNSUPPORTED_MEDIA_TYPE");
         }
     }
-    assert_unchanged(&f.app, &f.before, "wrong content types").await;
+    f.app
+        .assert_unchanged(&f.before, "wrong content types")
+        .await;
 }
 
 #[tokio::test]
@@ -1198,7 +1154,7 @@ async fn hidden_characters_in_text_fields_are_a_422_on_the_field() {
             "{what}"
         );
     }
-    assert_unchanged(&f.app, &f.before, "hidden characters").await;
+    f.app.assert_unchanged(&f.before, "hidden characters").await;
 }
 
 #[tokio::test]

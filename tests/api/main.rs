@@ -16,6 +16,7 @@ mod notifications;
 mod openapi;
 mod posts;
 mod realtime;
+mod refused;
 mod revocation;
 mod sam_local;
 mod samples;

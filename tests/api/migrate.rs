@@ -568,7 +568,91 @@ async fn the_admin_routes_work_on_migrated_and_unmigrated_tables() {
         } else {
             "migration 1 (admin-count): applied, 0 items changed"
         };
-        assert_eq!(lines, [expected], "{case}");
+        // Migration 2 finds every claim with its copies already: these
+        // users registered through the current code.
+        assert_eq!(
+            lines,
+            [
+                expected,
+                "migration 2 (claim-login-copies): applied, 0 items changed"
+            ],
+            "{case}"
+        );
         assert_eq!(active_admins(&app).await, Some(2), "{case}");
     }
+}
+
+/// Takes the copies off a user's email claim, as claims were before
+/// migration 2.
+async fn strip_claim(app: &TestApp, email: &str) {
+    app.dynamodb
+        .update_item()
+        .table_name(&app.storage.table_name)
+        .key(
+            "pk",
+            AttributeValue::S(keys::email_pk(
+                &Email::parse("email", email.to_owned()).unwrap(),
+            )),
+        )
+        .key("sk", AttributeValue::S(keys::EMAIL_SK.to_owned()))
+        .update_expression("REMOVE passwordHash, #role")
+        .expression_attribute_names("#role", "role")
+        .send()
+        .await
+        .expect("stripping the claim");
+}
+
+#[tokio::test]
+async fn login_copies_reach_older_claims_and_login_works_before_and_after() {
+    let app = TestApp::spawn().await;
+    let users = [app.signed_up_user().await, app.signed_up_user().await];
+    for user in &users {
+        strip_claim(&app, &user.email).await;
+    }
+    let claim = |email: &str| {
+        let table = table(&app);
+        let email = Email::parse("email", email.to_owned()).unwrap();
+        async move { table.email_claim(&email).await.unwrap().unwrap() }
+    };
+    // The previous release's claims: login reads the user for them.
+    let before = app.logged_in(&users[0].email, tests::PASSWORD).await;
+    assert_eq!(before.id, users[0].id);
+    assert!(claim(&users[0].email).await.password_hash.is_none());
+    let refused = app.post_login(&users[0].email, "not-the-password-1").await;
+    assert_envelope(&refused, 401, Some("UNAUTHORIZED"));
+
+    let migrator = Migrator::new(table(&app));
+    let copies = migrate::ClaimLoginCopies;
+    let dry = RunOptions {
+        dry_run: true,
+        ..RunOptions::default()
+    };
+    assert_eq!(
+        migrator.run(&copies, &dry).await.unwrap(),
+        Outcome::WouldChange { items: 2 }
+    );
+    assert!(
+        claim(&users[1].email).await.password_hash.is_none(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        migrator.run(&copies, &paged()).await.unwrap(),
+        Outcome::Applied { changed: 2 }
+    );
+    for user in &users {
+        let claim = claim(&user.email).await;
+        assert!(claim.password_hash.is_some(), "{}", user.email);
+        assert_eq!(claim.role, Some(Role::User));
+        assert_eq!(
+            app.logged_in(&user.email, tests::PASSWORD).await.id,
+            user.id
+        );
+    }
+    // A copy already there (a reset wrote it) is never overwritten.
+    let stored = table(&app)
+        .user(&users[0].id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!table(&app).fill_claim(&stored).await.unwrap());
 }

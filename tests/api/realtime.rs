@@ -415,21 +415,8 @@ async fn deleting_a_post_removes_its_comments_through_the_stream() {
         )
         .await;
     }
-    let count = || async {
-        app.dynamodb
-            .query()
-            .table_name(&app.storage.table_name)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(model::keys::post_pk(&post_id.parse().unwrap())),
-            )
-            .send()
-            .await
-            .unwrap()
-            .count
-    };
-    assert_eq!(count().await, 31);
+    let partition = model::keys::post_pk(&post_id.parse().unwrap());
+    assert_eq!(app.partition_len(&partition).await, 31);
     assert_envelope(
         &app.send_as(
             "DELETE",
@@ -442,7 +429,7 @@ async fn deleting_a_post_removes_its_comments_through_the_stream() {
         None,
     );
     let deadline = Instant::now() + Duration::from_secs(3);
-    while count().await > 0 {
+    while app.partition_len(&partition).await > 0 {
         assert!(Instant::now() < deadline, "comments still there after 3 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

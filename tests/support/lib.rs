@@ -28,9 +28,11 @@ use platform::{config::StorageConfig, cors::CorsConfig};
 use serde_json::Value;
 
 mod client;
+mod snapshot;
 mod uploads;
 mod websocket;
 pub use client::*;
+pub use snapshot::*;
 pub use uploads::*;
 pub use websocket::*;
 

@@ -4,13 +4,14 @@ use axum::extract::State;
 use model::{
     Condition,
     clock::{now_rfc3339, unix_now_ms},
-    domain::{Email, FieldErrors, Name, Password, SessionId, UserId, UserStatus, length},
+    domain::{Email, FieldErrors, Name, Password, Role, SessionId, UserId, UserStatus, length},
     sessions::{Accounts, SessionItem, SessionOrigin, TokenItem, TokenKind, hash_secret},
-    users::{UserItem, UserResponse, Users},
+    users::{EmailItem, UserItem, UserResponse, Users},
 };
 use platform::{
     ApiResponse, AppError, FieldCode, FieldError,
-    auth::{AuthUser, ensure_active},
+    admission::Admission,
+    auth::AuthUser,
     email::OutgoingEmail,
     extract::{Json, ParseBody},
     http::ClientInfo,
@@ -150,10 +151,18 @@ impl ParseBody for Register {
 /// POST /api/v1/auth/register
 pub async fn register(
     State(state): State<AuthState>,
+    admission: Admission,
     client: ClientInfo,
     Json(body): Json<Register>,
 ) -> Result<ApiResponse<AuthResponse>, AppError> {
-    let password_hash = password::hash(body.password.into_inner()).await?;
+    // The hash is worked out while the rate limit decides; the write waits
+    // for its verdict.
+    let (admitted, password_hash) = tokio::join!(
+        admission.granted(),
+        password::hash(body.password.into_inner())
+    );
+    admitted?;
+    let password_hash = password_hash?;
     let id = UserId::new();
     let user = UserItem::new(id, body.name, body.email, password_hash, now_rfc3339());
     let sid = SessionId::new();
@@ -224,84 +233,162 @@ impl ParseBody for Login {
     }
 }
 
-/// The user whose email claim `claim` is, if `password` is theirs and the
-/// account is not deleted; `None` for a wrong guess. An unknown email is
-/// checked against a dummy hash, so both take as long.
+/// What a right password proved: whose it is, the hash it matched, and
+/// the role the claim recorded.
+struct Verified {
+    user_id: UserId,
+    password_hash: String,
+    role: Role,
+}
+
+/// Whose the password is, from the email's claim, which carries a copy of
+/// the hash (a claim from before migration 2 does not: the user is read
+/// for it); `None` for a wrong guess. An unknown email is checked against a
+/// dummy hash, so both take as long.
 async fn check_password(
     state: &AuthState,
-    claim: Result<Option<UserId>, model::StoreError>,
+    claim: Result<Option<EmailItem>, model::StoreError>,
     password: String,
-) -> Result<Option<UserItem>, AppError> {
-    let user = match claim? {
-        Some(id) => state.table.user(&id).await?,
+) -> Result<Option<Verified>, AppError> {
+    let claim = claim?;
+    let hash = match &claim {
+        Some(EmailItem {
+            password_hash: Some(hash),
+            ..
+        }) => Some(hash.clone()),
+        Some(older) => state
+            .table
+            .user(&older.user_id)
+            .await?
+            .map(|user| user.password_hash),
         None => None,
     };
-    let password_ok =
-        password::verify_or_dummy(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
-    Ok(user.filter(|user| password_ok && user.status != UserStatus::Deleted))
+    let password_ok = password::verify_or_dummy(password, hash.clone()).await?;
+    Ok(match (claim, hash) {
+        (Some(claim), Some(password_hash)) if password_ok => Some(Verified {
+            user_id: claim.user_id,
+            password_hash,
+            role: claim.role.unwrap_or(Role::User),
+        }),
+        _ => None,
+    })
 }
 
 /// POST /api/v1/auth/login
+///
+/// Two round trips besides the hash: everything the check needs goes out
+/// at once (with the default limit's hit), then everything the login
+/// writes. Only a wrong password keeps the email's failure slot: a right
+/// one, a refusal before the check and an outage are no failed guess.
 pub async fn login(
     State(state): State<AuthState>,
+    admission: Admission,
     client: ClientInfo,
     Json(body): Json<Login>,
 ) -> Result<ApiResponse<AuthResponse>, AppError> {
-    // The IP's count, the email's failure slot and the email's claim are
-    // independent: one round trip for the three. The slot is taken before
-    // the password is checked, so concurrent guesses check at most the
-    // limit however they interleave.
+    // The slot is taken before the password is checked, so concurrent
+    // guesses check at most the limit however they interleave.
     let ip_key = format!("login:ip:{}", client.ip);
     let failures_key = format!("login:failed:{}", body.email);
-    let (per_ip, slot, claim) = tokio::join!(
+    let (admitted, per_ip, slot, claim) = tokio::join!(
+        admission.granted(),
         state.limiter.hit(&ip_key, state.limits.login_per_ip),
         state
             .limiter
             .take(&failures_key, state.limits.login_failures_per_email),
-        state.table.user_id_by_email(&body.email),
+        state.table.email_claim(&body.email),
     );
     let slot = slot?;
-    let checked = match per_ip {
+    let checked = match admitted.and(per_ip) {
         Ok(_) => check_password(&state, claim, body.password).await,
         Err(refused) => Err(refused),
     };
-    // Only a wrong password keeps its slot: a right one, a refusal before
-    // the check and an outage are no failed guess.
-    let user = match checked {
-        Ok(Some(user)) => user,
+    let verified = match checked {
+        Ok(Some(verified)) => verified,
         Ok(None) => return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into())),
         Err(err) => {
             state.limiter.give_back(slot).await;
             return Err(err);
         }
     };
-    let prepared = ensure_active(&user).and_then(|()| {
-        let sid = SessionId::new();
-        let issued = issue_pair(&state, &user, &sid)?;
-        let session = new_session(&user.id, &issued, sid, &client);
-        Ok((issued, session))
-    });
-    let (issued, session) = match prepared {
-        Ok(prepared) => prepared,
+    let jwt = &state.authenticator.jwt;
+    let sid = SessionId::new();
+    let refresh = match jwt.issue(&verified.user_id, verified.role, &sid, TokenType::Refresh) {
+        Ok(refresh) => refresh,
         Err(err) => {
             state.limiter.give_back(slot).await;
             return Err(err);
         }
     };
+    let mut session = SessionItem::new(
+        &verified.user_id,
+        sid,
+        hash_secret(&refresh.token),
+        refresh.claims.exp as i64,
+        SessionOrigin {
+            ip: Some(client.ip.clone()),
+            user_agent: client.user_agent.clone(),
+        },
+    );
     let login_at = now_rfc3339();
-    // The slot goes back together with the session's write.
-    let (started, ()) = tokio::join!(
-        state.table.start_session(&session, &login_at),
+    let (recorded, started, ()) = tokio::join!(
+        state
+            .table
+            .record_login(&verified.user_id, &verified.password_hash, &login_at),
+        state.table.put_session(&session),
         state.limiter.give_back(slot),
     );
+    let recorded = match recorded {
+        Ok(Ok(user)) => Ok(user),
+        Ok(Err(Some(found)))
+            if found.status == UserStatus::Suspended
+                && found.password_hash == verified.password_hash =>
+        {
+            Err(AppError::Forbidden("Account is suspended".into()))
+        }
+        // Deleted, gone, or a password changed since the claim was read:
+        // the password given is no longer theirs.
+        Ok(Err(_)) => Err(AppError::Unauthorized(INVALID_CREDENTIALS.into())),
+        Err(err) => Err(err.into()),
+    };
+    let user = match recorded {
+        Ok(user) => user,
+        Err(refused) => {
+            // The session written alongside is named by no token: it goes.
+            if started.is_ok() {
+                state.table.remove_session(&verified.user_id, &sid).await?;
+            }
+            return Err(refused);
+        }
+    };
     started?;
-    let user = UserItem {
-        last_login_at: Some(login_at),
-        ..user
+    let mut refresh = refresh;
+    if user.role != verified.role {
+        // The claim's role is the one at registration: an admin's refresh
+        // token is signed again with the role the user has.
+        let again = jwt.issue(&user.id, user.role, &sid, TokenType::Refresh)?;
+        let new_hash = hash_secret(&again.token);
+        state
+            .table
+            .rotate_refresh(
+                &session,
+                &session.refresh_hash,
+                &new_hash,
+                again.claims.exp as i64,
+            )
+            .await?;
+        session.refresh_hash = new_hash;
+        refresh = again;
+    }
+    let access = jwt.issue(&user.id, user.role, &sid, TokenType::Access)?;
+    let pair = TokenPair {
+        access_token: access.token,
+        refresh_token: refresh.token,
+        expires_in: jwt.access_ttl().as_secs(),
     };
     Ok(ApiResponse::ok(
         "Login successful",
-        auth_response(&user, issued.pair),
+        auth_response(&user, pair),
     ))
 }
 
@@ -337,13 +424,18 @@ impl ParseBody for Refresh {
 /// POST /api/v1/auth/refresh
 pub async fn refresh(
     State(state): State<AuthState>,
+    admission: Admission,
     Json(body): Json<Refresh>,
 ) -> Result<ApiResponse<TokenPair>, AppError> {
     let claims = state
         .authenticator
         .jwt
         .verify(&body.refresh_token, TokenType::Refresh)?;
-    let (user, session) = state.authenticator.live_session(&claims).await?;
+    // The session is read with the rate limit's hit: its rotation is then
+    // the second and last round trip.
+    let (user, session) = admission
+        .alongside(state.authenticator.live_session(&claims))
+        .await?;
     if unix_now_ms() >= session_end_ms(&session, state.session_max_age) {
         return Err(AppError::Unauthorized(
             "Session has expired; please log in again".into(),
@@ -429,8 +521,10 @@ impl ParseBody for OneTimeToken {
 /// POST /api/v1/auth/verify-email
 pub async fn verify_email(
     State(state): State<AuthState>,
+    admission: Admission,
     Json(body): Json<OneTimeToken>,
 ) -> Result<ApiResponse<()>, AppError> {
+    admission.granted().await?;
     let token = state
         .table
         .consume_token(&body.token, TokenKind::Verify)
@@ -470,6 +564,7 @@ const FORGOT_MESSAGE: &str = "If the email is registered, a password reset link 
 /// POST /api/v1/auth/forgot-password
 pub async fn forgot_password(
     State(state): State<AuthState>,
+    admission: Admission,
     client: ClientInfo,
     Json(body): Json<Forgot>,
 ) -> Result<ApiResponse<()>, AppError> {
@@ -477,7 +572,8 @@ pub async fn forgot_password(
     // tells nothing), in the same round trip as the email's claim.
     let ip_key = format!("forgot:ip:{}", client.ip);
     let email_key = format!("forgot:email:{}", body.email);
-    let (per_ip, per_email, claim) = tokio::join!(
+    let (admitted, per_ip, per_email, claim) = tokio::join!(
+        admission.granted(),
         state
             .limiter
             .hit(&ip_key, state.limits.forgot_password_per_ip),
@@ -486,6 +582,7 @@ pub async fn forgot_password(
             .hit(&email_key, state.limits.forgot_password_per_email),
         state.table.user_id_by_email(&body.email),
     );
+    admitted?;
     per_ip?;
     per_email?;
     let user = match claim? {
@@ -553,8 +650,10 @@ impl ParseBody for Reset {
 /// POST /api/v1/auth/reset-password
 pub async fn reset_password(
     State(state): State<AuthState>,
+    admission: Admission,
     Json(body): Json<Reset>,
 ) -> Result<ApiResponse<()>, AppError> {
+    admission.granted().await?;
     let token = state
         .table
         .consume_token(&body.token, TokenKind::Reset)

@@ -19,7 +19,7 @@ use model::{
 };
 use platform::{
     ApiResponse, AppError, Pagination,
-    auth::{ApiState, AuthUser},
+    auth::{ApiState, AuthUser, PendingAuth},
     config::{ConfigError, Source},
     cursor::CursorCodec,
     extract::path_id,
@@ -76,17 +76,24 @@ fn list_name(unread_only: bool, user_id: &UserId) -> String {
 /// GET /api/v1/notifications
 async fn list_notifications(
     State(state): State<NotificationsState>,
-    me: AuthUser,
+    auth: PendingAuth,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<Notification>>, AppError> {
-    let unread_only = query.flag("unread")?.unwrap_or(false);
-    let list = list_name(unread_only, me.id());
-    let page = PageRequest::from_query(&query, &state.cursors, &list)?;
-    let (items, last_key) = if unread_only {
-        state.table.list_unread(me.id(), page.page()).await?
-    } else {
-        state.table.list_notifications(me.id(), page.page()).await?
+    // Every key is the caller's own, so the page is read with the session
+    // check: one round trip.
+    let caller = *auth.user_id();
+    let read = async {
+        let unread_only = query.flag("unread")?.unwrap_or(false);
+        let list = list_name(unread_only, &caller);
+        let page = PageRequest::from_query(&query, &state.cursors, &list)?;
+        let found = if unread_only {
+            state.table.list_unread(&caller, page.page()).await?
+        } else {
+            state.table.list_notifications(&caller, page.page()).await?
+        };
+        Ok((list, page, found))
     };
+    let (_me, (list, page, (items, last_key))) = auth.alongside(read).await?;
     let next = state.cursors.encode(&list, last_key.as_ref())?;
     Ok(ApiResponse::page(
         "Notifications retrieved successfully",
@@ -103,9 +110,11 @@ pub struct UnreadCount {
 /// GET /api/v1/notifications/unread-count
 async fn unread_count(
     State(state): State<NotificationsState>,
-    me: AuthUser,
+    auth: PendingAuth,
 ) -> Result<ApiResponse<UnreadCount>, AppError> {
-    let count = state.table.count_unread(me.id()).await?;
+    let caller = *auth.user_id();
+    let read = async { Ok(state.table.count_unread(&caller).await?) };
+    let (_me, count) = auth.alongside(read).await?;
     Ok(ApiResponse::ok(
         "Unread count retrieved successfully",
         UnreadCount { count },
@@ -134,9 +143,14 @@ pub struct ReadAll {
 /// POST /api/v1/notifications/read-all
 async fn read_all(
     State(state): State<NotificationsState>,
-    me: AuthUser,
+    auth: PendingAuth,
 ) -> Result<ApiResponse<ReadAll>, AppError> {
-    let updated = state.table.mark_all_read(me.id()).await?;
+    // The first page of unread ids is read with the rate limit and the
+    // session check; the updates wait for both.
+    let caller = *auth.user_id();
+    let first = async { Ok(state.table.unread_ids(&caller, None).await?) };
+    let (_me, first) = auth.alongside(first).await?;
+    let updated = state.table.mark_all_read(&caller, first).await?;
     Ok(ApiResponse::ok(
         "All notifications marked as read",
         ReadAll { updated },

@@ -19,7 +19,7 @@ use model::{
 };
 use platform::{
     ApiResponse, AppError, FieldCode, FieldError, Pagination,
-    auth::{AuthUser, PendingAuth},
+    auth::PendingAuth,
     extract::{Json, JsonInteger, ParseBody, path_id},
     query::{PageRequest, QueryParams},
     uploads::ready_upload,
@@ -98,9 +98,18 @@ async fn author(
 async fn render_posts(state: &PostsState, posts: Vec<PostItem>) -> Result<Vec<Post>, AppError> {
     let author_ids: Vec<UserId> = posts.iter().map(|p| p.author_id).collect();
     let authors = state.table.users(&author_ids).await?;
+    render_posts_by(state, posts, &authors).await
+}
+
+/// Renders posts whose authors have been read already.
+async fn render_posts_by(
+    state: &PostsState,
+    posts: Vec<PostItem>,
+    authors: &HashMap<UserId, UserItem>,
+) -> Result<Vec<Post>, AppError> {
     let mut rendered = Vec::with_capacity(posts.len());
     for post in posts {
-        let author = author(state, &authors, &post.author_id).await?;
+        let author = author(state, authors, &post.author_id).await?;
         rendered.push(render_post(state, post, author).await?);
     }
     Ok(rendered)
@@ -160,6 +169,21 @@ async fn existing_post(state: &PostsState, id: &PostId) -> Result<PostItem, AppE
         .post(id)
         .await?
         .ok_or_else(|| Condition::PostGone.into())
+}
+
+/// What the request's `Idempotency-Key` record says: the first response to
+/// replay, or `None` to go ahead (also when no key was sent).
+async fn replay_of(
+    state: &PostsState,
+    idempotency: Option<&Idempotency>,
+) -> Result<Option<serde_json::Value>, AppError> {
+    let Some(idempotency) = idempotency else {
+        return Ok(None);
+    };
+    Ok(match idempotency.next_action(&state.table).await? {
+        NextAction::Replay(data) => Some(data),
+        NextAction::Proceed => None,
+    })
 }
 
 /// After a creating transaction lost to a concurrent request with the
@@ -224,31 +248,39 @@ impl ParseBody for CreatePost {
 /// POST /api/v1/posts
 pub async fn create_post(
     State(state): State<PostsState>,
-    me: AuthUser,
+    auth: PendingAuth,
     headers: HeaderMap,
     Json(body): Json<CreatePost>,
 ) -> Result<ApiResponse<serde_json::Value>, AppError> {
     const CREATED: &str = "Post created successfully";
-    let idempotency = Idempotency::of_request(&headers, me.id(), "create-post", &body)?;
-    if let Some(idempotency) = &idempotency
-        && let NextAction::Replay(data) = idempotency.next_action(&state.table).await?
-    {
+    let caller = *auth.user_id();
+    // The key's record and the image go out with the rate limit and the
+    // session check. A replay answers as the first request did, whatever
+    // the image's state is now, so the image's verdict waits its turn.
+    let reads = async {
+        let idempotency = Idempotency::of_request(&headers, &caller, "create-post", &body)?;
+        let image = async {
+            match &body.image {
+                Some(id) => ready_upload(
+                    &state.table,
+                    "imageUploadId",
+                    id,
+                    &caller,
+                    Purpose::PostImage,
+                )
+                .await
+                .map(|upload| Some(upload.key)),
+                None => Ok(None),
+            }
+        };
+        let (replay, image) = tokio::join!(replay_of(&state, idempotency.as_ref()), image);
+        Ok((idempotency, replay, image))
+    };
+    let (me, (idempotency, replay, image_key)) = auth.alongside(reads).await?;
+    if let Some(data) = replay? {
         return Ok(ApiResponse::created(CREATED, data));
     }
-    let image_key = match &body.image {
-        Some(id) => Some(
-            ready_upload(
-                &state.table,
-                "imageUploadId",
-                id,
-                me.id(),
-                Purpose::PostImage,
-            )
-            .await?
-            .key,
-        ),
-        None => None,
-    };
+    let image_key = image_key?;
     let post = PostItem::new(
         PostId::new(),
         *me.id(),
@@ -278,9 +310,25 @@ pub async fn create_post(
 /// GET /api/v1/posts
 pub async fn list_posts(
     State(state): State<PostsState>,
-    _me: AuthUser,
+    auth: PendingAuth,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<Post>>, AppError> {
+    // The list's first reads go out with the session check: the feed's
+    // shards, an author's or a tag's first page (and for a tag the posts
+    // and authors after it).
+    let (_me, (posts, pagination)) = auth.alongside(first_reads(&state, &query)).await?;
+    Ok(ApiResponse::page(
+        "Posts retrieved successfully",
+        posts,
+        pagination,
+    ))
+}
+
+/// GET /posts's reads and rendering, and where the next page starts.
+async fn first_reads(
+    state: &PostsState,
+    query: &QueryParams,
+) -> Result<(Vec<Post>, Pagination), AppError> {
     let author = query
         .get("authorId")
         .map(|raw| {
@@ -305,24 +353,27 @@ pub async fn list_posts(
         (None, Some(author)) => format!("posts:author:{author}"),
         (None, None) => "posts".to_owned(),
     };
-    let page = PageRequest::from_query(&query, &state.cursors, &list)?;
+    let page = PageRequest::from_query(query, &state.cursors, &list)?;
     let (posts, last_key) = match (&tag, &author) {
         (Some(tag), author) => {
-            state
+            let (found, last_key) = state
                 .table
                 .posts_by_tag(tag, author.as_ref(), page.page())
-                .await?
+                .await?;
+            let posts = render_posts_by(state, found.posts, &found.authors).await?;
+            (posts, last_key)
         }
-        (None, Some(author)) => state.table.posts_by_author(author, page.page()).await?,
-        (None, None) => state.table.feed(page.page()).await?,
+        (None, Some(author)) => {
+            let (posts, last_key) = state.table.posts_by_author(author, page.page()).await?;
+            (render_posts(state, posts).await?, last_key)
+        }
+        (None, None) => {
+            let (posts, last_key) = state.table.feed(page.page()).await?;
+            (render_posts(state, posts).await?, last_key)
+        }
     };
     let next = state.cursors.encode(&list, last_key.as_ref())?;
-    let posts = render_posts(&state, posts).await?;
-    Ok(ApiResponse::page(
-        "Posts retrieved successfully",
-        posts,
-        Pagination::new(page.limit, next),
-    ))
+    Ok((posts, Pagination::new(page.limit, next)))
 }
 
 /// GET /api/v1/posts/{id}
@@ -401,11 +452,12 @@ impl ParseBody for PatchPost {
 /// PATCH /api/v1/posts/{id}
 pub async fn patch_post(
     State(state): State<PostsState>,
-    me: AuthUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
     Json(body): Json<PatchPost>,
 ) -> Result<ApiResponse<Post>, AppError> {
-    let old = existing_post(&state, &path_id(&id)?).await?;
+    let read = async { existing_post(&state, &path_id(&id)?).await };
+    let (me, old) = auth.alongside(read).await?;
     if old.author_id != *me.id() {
         return Err(AppError::Forbidden(
             "Only the author can edit a post".into(),
@@ -436,10 +488,11 @@ pub async fn patch_post(
 /// DELETE /api/v1/posts/{id}
 pub async fn delete_post(
     State(state): State<PostsState>,
-    me: AuthUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let post = existing_post(&state, &path_id(&id)?).await?;
+    let read = async { existing_post(&state, &path_id(&id)?).await };
+    let (me, post) = auth.alongside(read).await?;
     if post.author_id != *me.id() && !me.is_admin() {
         return Err(AppError::Forbidden(
             "Only the author or an admin can delete a post".into(),
@@ -475,21 +528,30 @@ impl ParseBody for CreateComment {
 /// POST /api/v1/posts/{id}/comments
 pub async fn create_comment(
     State(state): State<PostsState>,
-    me: AuthUser,
+    auth: PendingAuth,
     headers: HeaderMap,
     Path(id): Path<String>,
     Json(body): Json<CreateComment>,
 ) -> Result<ApiResponse<serde_json::Value>, AppError> {
     const CREATED: &str = "Comment created successfully";
-    let post_id: PostId = path_id(&id)?;
-    let scope = format!("comment:{post_id}");
-    let idempotency = Idempotency::of_request(&headers, me.id(), &scope, &body)?;
-    if let Some(idempotency) = &idempotency
-        && let NextAction::Replay(data) = idempotency.next_action(&state.table).await?
-    {
+    let caller = *auth.user_id();
+    // As for a post: the key's record and the post go out with the rate
+    // limit and the session check, and a replay wins over the post's fate.
+    let reads = async {
+        let post_id: PostId = path_id(&id)?;
+        let scope = format!("comment:{post_id}");
+        let idempotency = Idempotency::of_request(&headers, &caller, &scope, &body)?;
+        let (replay, post) = tokio::join!(
+            replay_of(&state, idempotency.as_ref()),
+            existing_post(&state, &post_id)
+        );
+        Ok((idempotency, replay, post))
+    };
+    let (me, (idempotency, replay, post)) = auth.alongside(reads).await?;
+    if let Some(data) = replay? {
         return Ok(ApiResponse::created(CREATED, data));
     }
-    let post = existing_post(&state, &post_id).await?;
+    let post = post?;
     let now = now_rfc3339();
     let comment = CommentItem::new(&post.id, me.id(), body.body, now.clone());
     let response = render_comment(comment.clone(), public_user(&state, &me.user).await?);
@@ -547,14 +609,17 @@ pub async fn list_comments(
     Path(id): Path<String>,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<Comment>>, AppError> {
-    let read = async {
+    // The post, which must exist, and its first page of comments are read
+    // together, with the session check.
+    let reads = async {
         let id: PostId = path_id(&id)?;
-        existing_post(&state, &id).await
+        let list = format!("comments:{id}");
+        let page = PageRequest::from_query(&query, &state.cursors, &list)?;
+        let comments = async { Ok::<_, AppError>(state.table.comments(&id, page.page()).await?) };
+        let (comments, _post) = tokio::try_join!(comments, existing_post(&state, &id))?;
+        Ok((list, page, comments))
     };
-    let (_me, post) = auth.alongside(read).await?;
-    let list = format!("comments:{}", post.id);
-    let page = PageRequest::from_query(&query, &state.cursors, &list)?;
-    let (comments, last_key) = state.table.comments(&post.id, page.page()).await?;
+    let (_me, (list, page, (comments, last_key))) = auth.alongside(reads).await?;
     let next = state.cursors.encode(&list, last_key.as_ref())?;
     let comments = render_comments(&state, comments).await?;
     Ok(ApiResponse::page(
@@ -567,12 +632,16 @@ pub async fn list_comments(
 /// DELETE /api/v1/posts/{id}/comments/{commentId}
 pub async fn delete_comment(
     State(state): State<PostsState>,
-    me: AuthUser,
+    auth: PendingAuth,
     Path((id, comment_id)): Path<(String, String)>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let post_id: PostId = path_id(&id)?;
-    let comment_id: CommentId = path_id(&comment_id)?;
-    let (post, comment) = state.table.post_and_comment(&post_id, &comment_id).await?;
+    let reads = async {
+        let post_id: PostId = path_id(&id)?;
+        let comment_id: CommentId = path_id(&comment_id)?;
+        let found = state.table.post_and_comment(&post_id, &comment_id).await?;
+        Ok((post_id, comment_id, found))
+    };
+    let (me, (post_id, comment_id, (post, comment))) = auth.alongside(reads).await?;
     let (Some(post), Some(comment)) = (post, comment) else {
         return Err(Condition::CommentGone.into());
     };

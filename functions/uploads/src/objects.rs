@@ -1,7 +1,7 @@
 //! The S3 side of an upload: the presigned PUT a client sends its bytes
 //! with, and the object's metadata read back before an upload is trusted.
 //!
-//! Presigning is local computation; only `check_object` talks to S3.
+//! Presigning is local computation; only `stored_object` talks to S3.
 
 use std::{
     collections::BTreeMap,
@@ -82,16 +82,21 @@ fn header_case(name: &str) -> String {
         .join("-")
 }
 
-/// Checks that the object at `key` is there with the declared size and
-/// type; anything else is a 409 saying what is wrong. The presigned PUT
-/// already enforces both, but the object is what the upload will be used
-/// for, and nothing stops a holder of other credentials from writing it.
-pub async fn check_object(
+/// What S3 says of an uploaded object: its size and content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub size: Option<u64>,
+    pub content_type: String,
+}
+
+/// The object at `key`, or `None` when nothing was uploaded there. The key
+/// is built from the caller's own id (`model::uploads::object_key`), so
+/// this can go out before the upload's record has been read: the route
+/// then costs one round trip less.
+pub async fn stored_object(
     presigner: &Presigner,
     key: &str,
-    size: u64,
-    content_type: &str,
-) -> Result<(), AppError> {
+) -> Result<Option<StoredObject>, AppError> {
     let head = presigner
         .s3
         .head_object()
@@ -99,26 +104,45 @@ pub async fn check_object(
         .key(key)
         .send()
         .await;
-    let head = match head {
-        Ok(head) => head,
+    match head {
+        Ok(head) => Ok(Some(StoredObject {
+            size: head.content_length().and_then(|n| u64::try_from(n).ok()),
+            content_type: head
+                .content_type()
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned(),
+        })),
         // HeadObject has no body to carry an error code: a missing object
         // is known only by its 404.
-        Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(404) => {
-            return Err(AppError::Conflict(
-                "The file has not been uploaded yet; PUT it to the uploadUrl first".into(),
-            ));
-        }
-        Err(err) => return Err(model::error::translate("s3", err).into()),
+        Err(err) if err.raw_response().map(|raw| raw.status().as_u16()) == Some(404) => Ok(None),
+        Err(err) => Err(model::error::translate("s3", err).into()),
+    }
+}
+
+/// Whether the object matches what was declared: a 409 saying what is
+/// wrong when it is missing or differs in size or type. The presigned PUT
+/// already enforces both, but the object is what the upload will be used
+/// for, and nothing stops a holder of other credentials from writing it.
+pub fn check_object(
+    object: Option<&StoredObject>,
+    size: u64,
+    content_type: &str,
+) -> Result<(), AppError> {
+    let Some(object) = object else {
+        return Err(AppError::Conflict(
+            "The file has not been uploaded yet; PUT it to the uploadUrl first".into(),
+        ));
     };
-    let actual_size = head.content_length().and_then(|n| u64::try_from(n).ok());
-    if actual_size != Some(size) {
-        let actual =
-            actual_size.map_or_else(|| "of unknown size".to_owned(), |n| format!("{n} bytes"));
+    if object.size != Some(size) {
+        let actual = object
+            .size
+            .map_or_else(|| "of unknown size".to_owned(), |n| format!("{n} bytes"));
         return Err(AppError::Conflict(format!(
             "The uploaded file is {actual}, but {size} bytes were declared"
         )));
     }
-    let actual_type = head.content_type().map(str::trim).unwrap_or_default();
+    let actual_type = &object.content_type;
     if !actual_type.eq_ignore_ascii_case(content_type) {
         return Err(AppError::Conflict(format!(
             "The uploaded file has content type {actual_type:?}, but {content_type:?} was declared"
@@ -185,6 +209,33 @@ mod tests {
         let ahead = expires.with_timezone(&Utc) - before;
         assert!((899..=900).contains(&ahead.num_seconds()), "{ahead}");
         assert!(put.expires_at.ends_with('Z'), "{}", put.expires_at);
+    }
+
+    #[test]
+    fn an_object_must_be_there_with_the_declared_size_and_type() {
+        let png = |size| StoredObject {
+            size,
+            content_type: "image/png".into(),
+        };
+        assert!(check_object(Some(&png(Some(10))), 10, "image/png").is_ok());
+        assert!(check_object(Some(&png(Some(10))), 10, "IMAGE/PNG").is_ok());
+        for (object, why) in [
+            (None, "not been uploaded"),
+            (Some(png(Some(11))), "11 bytes, but 10"),
+            (Some(png(None)), "of unknown size"),
+            (
+                Some(StoredObject {
+                    size: Some(10),
+                    content_type: "image/gif".into(),
+                }),
+                "\"image/gif\", but \"image/png\"",
+            ),
+        ] {
+            match check_object(object.as_ref(), 10, "image/png") {
+                Err(AppError::Conflict(message)) => assert!(message.contains(why), "{message}"),
+                other => panic!("{object:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

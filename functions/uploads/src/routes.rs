@@ -7,12 +7,14 @@ use axum::extract::{Path, State, rejection::PathRejection};
 use model::{
     Condition,
     clock::{now_rfc3339, unix_now},
-    domain::{Charset, FieldErrors, UploadId, length},
-    uploads::{DeclaredFile, Purpose, UploadItem, UploadResponse, UploadStatus, Uploads},
+    domain::{Charset, FieldErrors, UploadId, UserId, length},
+    uploads::{
+        DeclaredFile, Purpose, UploadItem, UploadResponse, UploadStatus, Uploads, object_key,
+    },
 };
 use platform::{
     ApiResponse, AppError, FieldCode, FieldError,
-    auth::AuthUser,
+    auth::{AuthUser, PendingAuth},
     extract::{Json, JsonInteger, ParseBody, path_id},
 };
 use serde::{Deserialize, Serialize};
@@ -155,13 +157,13 @@ fn upload_id(path: Result<Path<String>, PathRejection>) -> Result<UploadId, AppE
 /// another user's and an expired one are all the same 404.
 async fn owned(
     state: &UploadsState,
-    user: &AuthUser,
+    user: &UserId,
     id: &UploadId,
     now: i64,
 ) -> Result<UploadItem, AppError> {
     state
         .table
-        .owned_upload(id, user.id(), now)
+        .owned_upload(id, user, now)
         .await?
         .ok_or_else(|| Condition::UploadGone.into())
 }
@@ -222,25 +224,31 @@ pub async fn create(
 /// POST /api/v1/uploads/{id}/complete
 pub async fn complete(
     State(state): State<UploadsState>,
-    user: AuthUser,
+    auth: PendingAuth,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<ApiResponse<UploadResponse>, AppError> {
-    let id = upload_id(path)?;
-    let now = unix_now() as i64;
-    let upload = owned(&state, &user, &id, now).await?;
+    let caller = *auth.user_id();
+    let reads = async {
+        let id = upload_id(path)?;
+        let now = unix_now() as i64;
+        // The object is looked at while its record is read, with the rate
+        // limit and the session check: its key is the caller's own
+        // (`object_key`), whatever the record says.
+        let key = object_key(&caller, &id);
+        let (upload, object) = tokio::join!(
+            owned(&state, &caller, &id, now),
+            objects::stored_object(&state.presigner, &key)
+        );
+        Ok((now, upload?, object))
+    };
+    let (_user, (now, upload, object)) = auth.alongside(reads).await?;
     if upload.status == UploadStatus::Ready {
         return Ok(ApiResponse::ok(
             "Upload already completed",
             UploadResponse::from(&upload),
         ));
     }
-    objects::check_object(
-        &state.presigner,
-        &upload.key,
-        upload.size,
-        &upload.content_type,
-    )
-    .await?;
+    objects::check_object(object?.as_ref(), upload.size, &upload.content_type)?;
     let upload = state.table.mark_upload_ready(&upload, now).await?;
     tracing::info!(uploadId = %upload.id, "upload completed");
     Ok(ApiResponse::ok(
@@ -252,11 +260,13 @@ pub async fn complete(
 /// GET /api/v1/uploads/{id}
 pub async fn get_one(
     State(state): State<UploadsState>,
-    user: AuthUser,
+    auth: PendingAuth,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<ApiResponse<UploadWithUrl>, AppError> {
-    let id = upload_id(path)?;
-    let upload = owned(&state, &user, &id, unix_now() as i64).await?;
+    let caller = *auth.user_id();
+    // Keyed by the caller's own id: read with the session check.
+    let read = async { owned(&state, &caller, &upload_id(path)?, unix_now() as i64).await };
+    let (_user, upload) = auth.alongside(read).await?;
     let download_url = state.presigner.download_url(&upload.key).await?;
     Ok(ApiResponse::ok(
         "Upload retrieved successfully",

@@ -23,7 +23,7 @@ use model::{
 };
 use platform::{
     ApiResponse, AppError, FieldError, Pagination,
-    auth::{AdminUser, ApiState, AuthUser},
+    auth::{AdminUser, ApiState, AuthUser, PendingAuth},
     config::{ConfigError, Source},
     cursor::CursorCodec,
     extract::{Json, ParseBody, path_id},
@@ -141,23 +141,21 @@ impl ParseBody for PatchMe {
 /// PATCH /api/v1/users/me
 async fn patch_me(
     State(state): State<UsersState>,
-    me: AuthUser,
+    auth: PendingAuth,
     Json(body): Json<PatchMe>,
 ) -> Result<ApiResponse<UserResponse>, AppError> {
-    let avatar_key = match body.avatar_upload_id {
-        Some(id) => Some(
-            ready_upload(
-                &state.table,
-                "avatarUploadId",
-                &id,
-                me.id(),
-                Purpose::Avatar,
-            )
-            .await?
-            .key,
-        ),
-        None => None,
+    let caller = *auth.user_id();
+    // The avatar's upload is read with the rate limit and the session
+    // check: the update is then the second and last round trip.
+    let avatar = async {
+        match &body.avatar_upload_id {
+            Some(id) => ready_upload(&state.table, "avatarUploadId", id, &caller, Purpose::Avatar)
+                .await
+                .map(|upload| Some(upload.key)),
+            None => Ok(None),
+        }
     };
+    let (me, avatar_key) = auth.alongside(avatar).await?;
     if body.name.is_none() && avatar_key.is_none() {
         return Ok(ApiResponse::ok(
             "Profile unchanged",
@@ -195,14 +193,15 @@ async fn delete_me(
 /// GET /api/v1/users/{id}
 async fn get_user(
     State(state): State<UsersState>,
-    _me: AuthUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<PublicUser>, AppError> {
-    let id: UserId = path_id(&id)?;
-    let user = state
-        .table
-        .user(&id)
-        .await?
+    let read = async {
+        let id: UserId = path_id(&id)?;
+        Ok(state.table.user(&id).await?)
+    };
+    let (_me, user) = auth.alongside(read).await?;
+    let user = user
         .filter(|user| user.status != UserStatus::Deleted)
         .ok_or(Condition::UserGone)?;
     let avatar = state
@@ -218,11 +217,17 @@ async fn get_user(
 /// GET /api/v1/users
 async fn list_users(
     State(state): State<UsersState>,
-    _admin: AdminUser,
+    auth: PendingAuth,
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<UserResponse>>, AppError> {
-    let page = PageRequest::from_query(&query, &state.cursors, USERS_LIST)?;
-    let (items, last_key) = state.table.list_users(page.page()).await?;
+    // The page is read while the caller is checked, and thrown away unless
+    // the caller is an admin, who alone learns anything from it.
+    let read = async {
+        let page = PageRequest::from_query(&query, &state.cursors, USERS_LIST)?;
+        Ok((page.limit, state.table.list_users(page.page()).await?))
+    };
+    let (me, (limit, (items, last_key))) = auth.alongside(read).await?;
+    AdminUser::of(me)?;
     let mut users = Vec::with_capacity(items.len());
     for user in &items {
         users.push(state.full(user).await?);
@@ -231,7 +236,7 @@ async fn list_users(
     Ok(ApiResponse::page(
         "Users retrieved successfully",
         users,
-        Pagination::new(page.limit, next),
+        Pagination::new(limit, next),
     ))
 }
 

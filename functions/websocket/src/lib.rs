@@ -20,9 +20,9 @@ use aws_lambda_events::{
     encodings::Body,
 };
 use model::{
-    Table,
+    StoreError, Table,
     clock::now_rfc3339,
-    connections::{ConnectionItem, Connections},
+    connections::{ConnectionItem, Connections, Stats},
     domain::{ChatText, ConnectionId, MessageId, Room},
 };
 use platform::{
@@ -244,14 +244,31 @@ async fn route_frame(
         ))
         .into());
     }
-    // The frame is counted and its connection read at once: one round trip
-    // before the action instead of two. The answer still puts the limit
-    // first, then the connection (a connection that may no longer act is
-    // closed whatever it sent), then the frame's own errors.
+    // The frame is parsed in memory first, so that the read its action
+    // needs (the room's members, the presence for the stats) goes out with
+    // the frame's count and its connection's read: one round trip before
+    // the action's pushes (chat.send) or its one write (chat.join,
+    // dashboard.subscribe). The answer still puts the limit first, then
+    // the connection (a connection that may no longer act is closed
+    // whatever it sent), then the frame's own errors; the action's read is
+    // thrown away unless all of them pass.
+    let parsed: Result<IncomingFrame, FrameError> = if is_base64 {
+        Err(AppError::BadRequest("Frames must be JSON text".into()).into())
+    } else {
+        json_object(body)
+            .map_err(FrameError::from)
+            .and_then(IncomingFrame::from_object)
+    };
     let frame_key = format!("ws:{connection_id}");
-    let (counted, connection) = tokio::join!(
+    let (counted, connection, ready) = tokio::join!(
         state.limiter.hit(&frame_key, state.frame_limit),
         state.table.connection(connection_id),
+        async {
+            match parsed {
+                Ok(frame) => Ok(prepare(state, frame).await),
+                Err(err) => Err(err),
+            }
+        },
     );
     counted.map_err(|err| match err {
         AppError::RateLimited { .. } => FrameError::new(err.code(), "Too many frames; slow down"),
@@ -262,17 +279,13 @@ async fn route_frame(
             "Connection is not registered; reconnect".into(),
         ))
     })?;
-    if is_base64 {
-        return Err(AppError::BadRequest("Frames must be JSON text".into()).into());
-    }
-    let object = json_object(body)?;
-    match IncomingFrame::from_object(object)? {
-        IncomingFrame::Ping => {
+    match ready?.map_err(AppError::from)? {
+        Ready::Ping => {
             reply(state, connection_id, &OutgoingFrame::Pong).await;
             Ok(())
         }
-        IncomingFrame::ChatJoin { room } => join(state, &connection, room).await,
-        IncomingFrame::ChatLeave { room } => {
+        Ready::Join { room, members } => join(state, &connection, room, members).await,
+        Ready::Leave { room } => {
             state
                 .table
                 .leave(connection_id, &room)
@@ -280,27 +293,81 @@ async fn route_frame(
                 .map_err(AppError::from)?;
             Ok(())
         }
-        IncomingFrame::ChatSend { room, text } => send(state, &connection, room, text).await,
-        IncomingFrame::DashboardSubscribe => {
+        Ready::Send {
+            room,
+            text,
+            members,
+        } => send(state, &connection, room, text, &members).await,
+        Ready::Subscribe { stats } => {
             state
                 .table
                 .subscribe_dashboard(&connection)
                 .await
                 .map_err(AppError::from)?;
-            let stats = state.table.stats().await.map_err(AppError::from)?;
             reply(state, connection_id, &OutgoingFrame::DashboardStats(stats)).await;
             Ok(())
         }
     }
 }
 
-async fn join(state: &WsState, connection: &ConnectionItem, room: Room) -> Result<(), FrameError> {
+/// A frame with what its action read before its connection was confirmed.
+enum Ready {
+    Ping,
+    Join {
+        room: Room,
+        members: Vec<ConnectionId>,
+    },
+    Leave {
+        room: Room,
+    },
+    Send {
+        room: Room,
+        text: ChatText,
+        members: Vec<ConnectionId>,
+    },
+    Subscribe {
+        stats: Stats,
+    },
+}
+
+/// Makes the read `frame`'s action needs, alongside the frame's checks.
+async fn prepare(state: &WsState, frame: IncomingFrame) -> Result<Ready, StoreError> {
+    Ok(match frame {
+        IncomingFrame::Ping => Ready::Ping,
+        IncomingFrame::ChatJoin { room } => Ready::Join {
+            members: state.table.members(&room).await?,
+            room,
+        },
+        IncomingFrame::ChatLeave { room } => Ready::Leave { room },
+        IncomingFrame::ChatSend { room, text } => Ready::Send {
+            members: state.table.members(&room).await?,
+            room,
+            text,
+        },
+        IncomingFrame::DashboardSubscribe => Ready::Subscribe {
+            stats: state.table.stats().await?,
+        },
+    })
+}
+
+/// Joins `room` and tells its members, read before the join, and the
+/// joiner. A member joining at the same instant may miss this join (each
+/// read the room before the other's write); it learns of the other from
+/// the room's next message.
+async fn join(
+    state: &WsState,
+    connection: &ConnectionItem,
+    room: Room,
+    mut members: Vec<ConnectionId>,
+) -> Result<(), FrameError> {
     state
         .table
         .join(connection, &room)
         .await
         .map_err(AppError::from)?;
-    let members = state.table.members(&room).await.map_err(AppError::from)?;
+    if !members.contains(&connection.connection_id) {
+        members.push(connection.connection_id.clone());
+    }
     let frame = OutgoingFrame::ChatJoined {
         room,
         user: connection.user(),
@@ -314,8 +381,8 @@ async fn send(
     connection: &ConnectionItem,
     room: Room,
     text: ChatText,
+    members: &[ConnectionId],
 ) -> Result<(), FrameError> {
-    let members = state.table.members(&room).await.map_err(AppError::from)?;
     if !members.contains(&connection.connection_id) {
         return Err(AppError::Forbidden(format!("Join room {room} before sending to it")).into());
     }
@@ -326,7 +393,7 @@ async fn send(
         sent_at: now_rfc3339(),
         id: MessageId::new(),
     };
-    state.realtime.fan_out(&members, &frame).await;
+    state.realtime.fan_out(members, &frame).await;
     Ok(())
 }
 

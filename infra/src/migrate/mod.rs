@@ -26,6 +26,7 @@
 //! has run anywhere (its record would no longer match it).
 
 mod admin_count;
+mod claim_hash;
 pub mod record;
 mod runner;
 
@@ -39,12 +40,13 @@ use model::{Item, StoreError, Table, error::dynamo};
 use platform::config::{ConfigError, Source as ConfigSource, http_url, present, required};
 
 pub use admin_count::AdminCount;
+pub use claim_hash::ClaimLoginCopies;
 pub use record::{Checkpoint, Lease, Position, Record};
 pub use runner::{Migrator, Status};
 
 /// Every migration, in the order they apply: by version, ascending.
 pub fn all() -> Vec<Box<dyn Migration>> {
-    vec![Box::new(AdminCount)]
+    vec![Box::new(AdminCount), Box::new(ClaimLoginCopies)]
 }
 
 /// What a migration reads, page by page: the items it may change or

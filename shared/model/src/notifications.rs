@@ -158,14 +158,27 @@ pub trait Notifications {
         user: &UserId,
         id: &NotificationId,
     ) -> Result<NotificationItem, StoreError>;
-    /// Marks every unread one read; how many this call changed.
-    async fn mark_all_read(&self, user: &UserId) -> Result<u64, StoreError>;
+    /// A page of the ids of a user's unread notifications (as many as one
+    /// Query of the unread index returns), from `start`.
+    async fn unread_ids(&self, user: &UserId, start: Option<Item>)
+    -> Result<UnreadIds, StoreError>;
+    /// Marks every unread one read, from the `first` page of
+    /// [`Notifications::unread_ids`] on (a caller reads it alongside its
+    /// other checks); how many this call changed.
+    async fn mark_all_read(&self, user: &UserId, first: UnreadIds) -> Result<u64, StoreError>;
     /// Deletes one; `NotificationGone`.
     async fn delete_notification(
         &self,
         user: &UserId,
         id: &NotificationId,
     ) -> Result<(), StoreError>;
+}
+
+/// One page of unread notification ids, and where the next one starts.
+#[derive(Debug, Clone, Default)]
+pub struct UnreadIds {
+    pub ids: Vec<NotificationId>,
+    pub next: Option<Item>,
 }
 
 impl Notifications for Table {
@@ -233,32 +246,44 @@ impl Notifications for Table {
         from_item(output.attributes.unwrap_or_default())
     }
 
-    async fn mark_all_read(&self, user: &UserId) -> Result<u64, StoreError> {
+    async fn unread_ids(
+        &self,
+        user: &UserId,
+        start: Option<Item>,
+    ) -> Result<UnreadIds, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(UNREAD_INDEX.name())
+            .key_condition_expression("gsi2pk = :unread")
+            .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user)))
+            .projection_expression("gsi2sk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(dynamo)?;
+        // The key is rebuilt from the caller's id, so nothing but their own
+        // partition can be written whatever the index holds.
+        let ids = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| match item.get("gsi2sk") {
+                Some(AttributeValue::S(id)) => id.parse::<NotificationId>().ok(),
+                _ => None,
+            })
+            .collect();
+        Ok(UnreadIds {
+            ids,
+            next: output.last_evaluated_key.filter(|key| !key.is_empty()),
+        })
+    }
+
+    async fn mark_all_read(&self, user: &UserId, first: UnreadIds) -> Result<u64, StoreError> {
         let mut updated = 0u64;
-        let mut start: Option<Item> = None;
+        let mut page = first;
         loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .index_name(UNREAD_INDEX.name())
-                .key_condition_expression("gsi2pk = :unread")
-                .expression_attribute_values(":unread", AttributeValue::S(keys::unread_pk(user)))
-                .projection_expression("gsi2sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo)?;
-            // The key is rebuilt from the caller's id, so nothing but their own
-            // partition can be written whatever the index holds.
-            let ids = output
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|item| match item.get("gsi2sk") {
-                    Some(AttributeValue::S(id)) => id.parse::<NotificationId>().ok(),
-                    _ => None,
-                });
             // One conditional UpdateItem per notification, run concurrently,
             // rather than TransactWriteItems in chunks of 100: the notifications
             // are independent, so a transaction's all-or-nothing buys nothing,
@@ -266,7 +291,7 @@ impl Notifications for Table {
             // deleted meanwhile would cancel its whole chunk and force a retry.
             // Here such a notification just fails its own condition and is not
             // counted, so `updated` is exactly what this call changed.
-            updated += stream::iter(ids)
+            updated += stream::iter(page.ids)
                 .map(|id| async move { mark_read_if_unread(self, user, &id).await })
                 .buffer_unordered(READ_ALL_CONCURRENCY)
                 .try_fold(
@@ -274,8 +299,8 @@ impl Notifications for Table {
                     |sum, changed| async move { Ok(sum + u64::from(changed)) },
                 )
                 .await?;
-            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-                Some(key) => start = Some(key),
+            match page.next {
+                Some(key) => page = self.unread_ids(user, Some(key)).await?,
                 None => return Ok(updated),
             }
         }

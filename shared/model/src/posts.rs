@@ -9,6 +9,8 @@
 //! are one transaction, whose failure is named from its cancellation
 //! reasons (`Condition::PostGone`, `Condition::Replayed`).
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::{TryFutureExt, future::try_join_all};
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,7 @@ use crate::{
         self, Item, Page, Partition, Table, from_item, key, to_item, transact_delete, transact_put,
         transact_update, transact_write,
     },
-    users::PublicUser,
+    users::{PublicUser, UserItem, Users},
 };
 
 /// Posts are spread over this many feed partitions so that no single key
@@ -189,6 +191,14 @@ pub struct CommentExtras<'a> {
     pub record: Option<&'a IdempotencyItem>,
 }
 
+/// A page of posts under a tag, with the users who wrote them (keyed by
+/// id; a missing author is absent).
+#[derive(Debug, Clone)]
+pub struct TagPage {
+    pub posts: Vec<PostItem>,
+    pub authors: HashMap<UserId, UserItem>,
+}
+
 /// Posts, their tags and their comments.
 #[expect(
     async_fn_in_trait,
@@ -222,14 +232,16 @@ pub trait Posts {
         author: &UserId,
         page: Page,
     ) -> Result<(Vec<PostItem>, Option<Item>), StoreError>;
-    /// Posts with a tag (optionally by one author), newest first: a page of
-    /// the tag's references, then the posts themselves in one batch read.
+    /// Posts with a tag (optionally by one author), newest first, with
+    /// their authors: a page of the tag's references, then the posts and
+    /// their authors (each reference names its post's author) in two batch
+    /// reads sent together, so listing by tag costs two round trips.
     async fn posts_by_tag(
         &self,
         tag: &Tag,
         author: Option<&UserId>,
         page: Page,
-    ) -> Result<(Vec<PostItem>, Option<Item>), StoreError>;
+    ) -> Result<(TagPage, Option<Item>), StoreError>;
     /// A comment with its post's counter, its notification and its
     /// idempotency record: one transaction, so the counter is exact however
     /// many comments arrive at once. `PostGone` when the post went first,
@@ -430,7 +442,7 @@ impl Posts for Table {
         tag: &Tag,
         author: Option<&UserId>,
         page: Page,
-    ) -> Result<(Vec<PostItem>, Option<Item>), StoreError> {
+    ) -> Result<(TagPage, Option<Item>), StoreError> {
         let (items, next) =
             table::query_page(page.limit, page.start, TABLE_PAGE_KEY, |start, limit| {
                 let mut query = self
@@ -453,13 +465,16 @@ impl Posts for Table {
                 query.send().map_err(dynamo)
             })
             .await?;
-        let ids = items
+        let refs = items
             .into_iter()
-            .map(|item| from_item::<TagRefItem>(item).map(|r| r.post_id))
+            .map(from_item::<TagRefItem>)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut posts = get_posts(self, &ids).await?;
+        let ids: Vec<PostId> = refs.iter().map(|r| r.post_id).collect();
+        let author_ids: Vec<UserId> = refs.iter().map(|r| r.author_id).collect();
+        let (mut posts, authors) =
+            tokio::try_join!(get_posts(self, &ids), self.users(&author_ids))?;
         posts.sort_by_key(|post| std::cmp::Reverse(post.id));
-        Ok((posts, next))
+        Ok((TagPage { posts, authors }, next))
     }
 
     async fn add_comment(

@@ -16,7 +16,7 @@ use crate::{
     domain::{SessionId, UserId},
     error::{Condition, StoreError, dynamo},
     keys::{self, Entity, RESET_SK, VERIFY_SK},
-    table::{self, Item, Table, from_item, key, to_item, transact_put, transact_update},
+    table::{self, Item, Table, from_item, key, to_item, transact_put},
     users::{EmailItem, UserItem},
 };
 
@@ -154,8 +154,15 @@ pub trait Accounts {
         session: &SessionItem,
         token: &TokenItem,
     ) -> Result<(), StoreError>;
-    /// A new session and the login time, in one transaction.
-    async fn start_session(&self, session: &SessionItem, login_at: &str) -> Result<(), StoreError>;
+    /// A new session (`AlreadyExists` for an id collision). Login writes
+    /// it alongside the user's conditional `lastLoginAt`
+    /// (`Users::record_login`) rather than in one transaction with it, so
+    /// that the user item comes back from the same round trip; a session
+    /// whose login then fails is removed, and no token ever names it.
+    async fn put_session(&self, session: &SessionItem) -> Result<(), StoreError>;
+    /// Deletes a session that no token names (a login that failed after
+    /// writing it).
+    async fn remove_session(&self, user: &UserId, sid: &SessionId) -> Result<(), StoreError>;
     /// Swaps the refresh token in force, only if `old_hash` still is it: of
     /// two concurrent refreshes with one token exactly one wins, the other
     /// gets `RefreshSuperseded`.
@@ -208,11 +215,7 @@ impl Accounts for Table {
     ) -> Result<(), StoreError> {
         let not_exists = Some("attribute_not_exists(pk)");
         let items = vec![
-            transact_put(
-                self,
-                to_item(&EmailItem::new(&user.email, &user.id))?,
-                not_exists,
-            )?,
+            transact_put(self, to_item(&EmailItem::new(user))?, not_exists)?,
             transact_put(self, to_item(user)?, not_exists)?,
             transact_put(self, to_item(session)?, not_exists)?,
             transact_put(self, to_item(token)?, None)?,
@@ -225,22 +228,27 @@ impl Accounts for Table {
         })
     }
 
-    async fn start_session(&self, session: &SessionItem, login_at: &str) -> Result<(), StoreError> {
-        let items = vec![
-            transact_put(self, to_item(session)?, Some("attribute_not_exists(pk)"))?,
-            transact_update(
-                self,
-                UserItem::key(&session.user_id),
-                "SET lastLoginAt = :now",
-                "attribute_exists(pk)",
-                vec![(":now", AttributeValue::S(login_at.to_owned()))],
-            )?,
-        ];
-        // A session id that exists, or the user deleted meanwhile: a
-        // collision or a race with deletion, a 409 either way.
-        table::transact_write(self, items)
+    async fn put_session(&self, session: &SessionItem) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(to_item(session)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
             .await
-            .map_err(|failure| failure.named(|_| Some(Condition::AlreadyExists)))
+            .map_err(|err| dynamo(err).on_condition(Condition::AlreadyExists))?;
+        Ok(())
+    }
+
+    async fn remove_session(&self, user: &UserId, sid: &SessionId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(SessionItem::key(user, sid)))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
     }
 
     async fn rotate_refresh(
@@ -361,7 +369,8 @@ impl Accounts for Table {
         valid_after_ms: i64,
         now: &str,
     ) -> Result<(), StoreError> {
-        self.client
+        let updated = self
+            .client
             .update_item()
             .table_name(&self.name)
             .set_key(Some(UserItem::key(&token.user_id)))
@@ -376,10 +385,27 @@ impl Accounts for Table {
             .expression_attribute_values(":after", AttributeValue::N(valid_after_ms.to_string()))
             .expression_attribute_values(":issued", AttributeValue::N(token.issued_at_ms.to_string()))
             .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|err| dynamo(err).on_condition(Condition::TokenSuperseded))
+            .map_err(|err| dynamo(err).on_condition(Condition::TokenSuperseded))?;
+        let user: UserItem = from_item(updated.attributes.unwrap_or_default())?;
+        // Login checks the password against the claim's copy of the hash
+        // (`EmailItem::password_hash`): the copy follows, or the new
+        // password would not log in. A claim that is no longer this user's
+        // is left alone.
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(EmailItem::key(&user.email)))
+            .update_expression("SET passwordHash = :hash")
+            .condition_expression("userId = :id")
+            .expression_attribute_values(":hash", AttributeValue::S(password_hash.to_owned()))
+            .expression_attribute_values(":id", AttributeValue::S(user.id.to_string()))
+            .send()
+            .await
+            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))?;
+        Ok(())
     }
 }
 

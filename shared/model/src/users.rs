@@ -127,15 +127,32 @@ pub struct EmailItem {
     pub sk: String,
     pub entity: String,
     pub user_id: UserId,
+    /// A copy of the user's password hash, so that login checks the
+    /// password from the one item it can find by email and then writes:
+    /// two round trips, not three. Written with the user (register, reset)
+    /// and by migration 2 for older claims, which lack it until then
+    /// (login reads the user for those). Never trusted alone: the login
+    /// write is conditional on the user's own hash being the one checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    /// The role the tokens of a login are signed with before the user is
+    /// read: the role at registration. A login whose user turns out to
+    /// have another role (an admin) re-signs its refresh token (one more
+    /// round trip), so no token carries a stale role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 impl EmailItem {
-    pub fn new(email: &Email, user_id: &UserId) -> Self {
+    /// The claim of `user`'s address, with the copies login reads.
+    pub fn new(user: &UserItem) -> Self {
         Self {
-            pk: keys::email_pk(email),
+            pk: keys::email_pk(&user.email),
             sk: EMAIL_SK.into(),
             entity: Entity::Email.as_str().into(),
-            user_id: *user_id,
+            user_id: user.id,
+            password_hash: Some(user.password_hash.clone()),
+            role: Some(user.role),
         }
     }
 
@@ -270,6 +287,23 @@ pub trait Users {
     ) -> Result<(Option<UserItem>, Option<SessionItem>), StoreError>;
     /// The user id that claimed `email`.
     async fn user_id_by_email(&self, email: &Email) -> Result<Option<UserId>, StoreError>;
+    /// The claim of an address (strongly consistent), with the copies of
+    /// the password hash and role that login reads.
+    async fn email_claim(&self, email: &Email) -> Result<Option<EmailItem>, StoreError>;
+    /// Login's write for a user whose password `password_hash` was found
+    /// right: `lastLoginAt = now`, if the user is still active with that
+    /// very hash (a reset or a suspension since the claim was read wins).
+    /// The user as now stored, or (`Err`) as found (`None`: no such user).
+    async fn record_login(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        now: &str,
+    ) -> Result<Result<UserItem, Option<UserItem>>, StoreError>;
+    /// Migration 2's write: copies `user`'s hash and role onto its email
+    /// claim if the claim is still `user`'s and has no hash yet (a reset
+    /// writes the claim's hash itself, and must win). Whether it changed.
+    async fn fill_claim(&self, user: &UserItem) -> Result<bool, StoreError>;
     /// Users by id, one round trip per 100; missing ids are absent.
     async fn users(&self, ids: &[UserId]) -> Result<HashMap<UserId, UserItem>, StoreError>;
     /// Sets the name and avatar given; the user must exist (`UserGone`).
@@ -535,20 +569,26 @@ impl Table {
         self.create_admin_count(admins).await.map(drop)
     }
 
-    /// The Query that finds the active admins: the users partition of
-    /// `gsi1`, filtered to role `admin` and status `active`. The request
-    /// path above and the `admin-count` migration (infra) both count the
-    /// admins with it, so they count by one rule.
-    pub fn active_admins_query(&self) -> QueryFluentBuilder {
+    /// The Query of every user: the users partition of `gsi1`, whose items
+    /// are the whole user items. Migrations that visit each user read it.
+    pub fn all_users_query(&self) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.name)
             .index_name(Index::Gsi1.name())
             .key_condition_expression(format!("{GSI1PK} = :users"))
+            .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
+    }
+
+    /// The Query that finds the active admins: the users partition of
+    /// `gsi1`, filtered to role `admin` and status `active`. The request
+    /// path above and the `admin-count` migration (infra) both count the
+    /// admins with it, so they count by one rule.
+    pub fn active_admins_query(&self) -> QueryFluentBuilder {
+        self.all_users_query()
             .filter_expression("#role = :admin AND #status = :active")
             .expression_attribute_names("#role", "role")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":users", AttributeValue::S(USERS_INDEX_PK.into()))
             .expression_attribute_values(":admin", AttributeValue::S(Role::Admin.as_str().into()))
             .expression_attribute_values(
                 ":active",
@@ -622,6 +662,10 @@ impl Users for Table {
     }
 
     async fn user_id_by_email(&self, email: &Email) -> Result<Option<UserId>, StoreError> {
+        Ok(self.email_claim(email).await?.map(|claim| claim.user_id))
+    }
+
+    async fn email_claim(&self, email: &Email) -> Result<Option<EmailItem>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -631,11 +675,49 @@ impl Users for Table {
             .send()
             .await
             .map_err(dynamo)?;
-        Ok(output
-            .item
-            .map(from_item::<EmailItem>)
-            .transpose()?
-            .map(|claim| claim.user_id))
+        output.item.map(from_item::<EmailItem>).transpose()
+    }
+
+    async fn record_login(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        now: &str,
+    ) -> Result<Result<UserItem, Option<UserItem>>, StoreError> {
+        let mut assignments = Assignments::new();
+        assignments.set("lastLoginAt", AttributeValue::S(now.to_owned()));
+        let hash = assignments.name("passwordHash");
+        let verified = assignments.value(":verified", AttributeValue::S(password_hash.to_owned()));
+        let status = assignments.name("status");
+        let active = assignments.value(
+            ":active",
+            AttributeValue::S(UserStatus::Active.as_str().to_owned()),
+        );
+        let condition = format!("{hash} = {verified} AND {status} = {active}");
+        assignments.apply_if(self, id, Some(condition)).await
+    }
+
+    async fn fill_claim(&self, user: &UserItem) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(EmailItem::key(&user.email)))
+            .update_expression("SET passwordHash = :hash, #role = :role")
+            .condition_expression("userId = :id AND attribute_not_exists(passwordHash)")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":hash", AttributeValue::S(user.password_hash.clone()))
+            .expression_attribute_values(":role", AttributeValue::S(user.role.as_str().to_owned()))
+            .expression_attribute_values(":id", AttributeValue::S(user.id.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match dynamo(err) {
+                StoreError::Condition(_) => Ok(false),
+                other => Err(other),
+            },
+        }
     }
 
     async fn users(&self, ids: &[UserId]) -> Result<HashMap<UserId, UserItem>, StoreError> {

@@ -7,7 +7,7 @@
 //! change take effect on the very next request, not at token expiry.
 
 use axum::extract::{FromRef, FromRequestParts};
-use http::{header::AUTHORIZATION, request::Parts};
+use http::{Method, header::AUTHORIZATION, request::Parts};
 
 use model::{
     Table,
@@ -17,6 +17,7 @@ use model::{
 };
 
 use crate::{
+    admission::Admission,
     error::AppError,
     jwt::{Claims, JwtKeys, TokenType, unix_now},
 };
@@ -63,16 +64,34 @@ impl AuthUser {
 pub struct PendingAuth {
     authenticator: Authenticator,
     claims: Claims,
+    /// Waited for by a method that can write: the handler may write as
+    /// soon as `alongside` answers.
+    admission: Admission,
+    method: Method,
 }
 
 impl PendingAuth {
-    /// Confirms the session while `read` runs.
+    /// Confirms the session while `read` runs and, for a method that can
+    /// write, while the rate limit decides: the caller's first write then
+    /// follows one round trip, not three. The refusal and the
+    /// authentication error come before anything read.
     pub async fn alongside<T>(
         self,
         read: impl Future<Output = Result<T, AppError>>,
     ) -> Result<(AuthUser, T), AppError> {
-        let (user, read) = tokio::join!(self.authenticator.confirm(self.claims), read);
+        let (admitted, user, read) = tokio::join!(
+            self.admission.granted_for(&self.method),
+            self.authenticator.confirm(self.claims),
+            read
+        );
+        admitted?;
         Ok((user?, read?))
+    }
+
+    /// The caller's id, as the verified token names it: a read keyed by it
+    /// can go out alongside the check that the session is alive.
+    pub fn user_id(&self) -> &UserId {
+        &self.claims.sub
     }
 }
 
@@ -110,6 +129,16 @@ impl<T: Clone> FromRef<ApiState<T>> for Authenticator {
 /// An `AuthUser` whose current role is admin.
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
+
+impl AdminUser {
+    /// `user`, if an admin; else the 403 every admin route answers.
+    pub fn of(user: AuthUser) -> Result<Self, AppError> {
+        if !user.is_admin() {
+            return Err(AppError::Forbidden("Admin role required".into()));
+        }
+        Ok(AdminUser(user))
+    }
+}
 
 /// The bearer token of a request, if it has a well-formed one.
 pub fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
@@ -197,7 +226,14 @@ where
             return Ok(user.clone());
         }
         let token = bearer_token(parts)?;
-        let user = Authenticator::from_ref(state).authenticate(token).await?;
+        let admission = Admission::of(parts);
+        let authenticator = Authenticator::from_ref(state);
+        let (admitted, user) = tokio::join!(
+            admission.granted_for(&parts.method),
+            authenticator.authenticate(token)
+        );
+        admitted?;
+        let user = user?;
         parts.extensions.insert(user.clone());
         Ok(user)
     }
@@ -216,6 +252,8 @@ where
         Ok(Self {
             authenticator,
             claims,
+            admission: Admission::of(parts),
+            method: parts.method.clone(),
         })
     }
 }
@@ -228,11 +266,7 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        if !user.is_admin() {
-            return Err(AppError::Forbidden("Admin role required".into()));
-        }
-        Ok(AdminUser(user))
+        AdminUser::of(AuthUser::from_request_parts(parts, state).await?)
     }
 }
 

@@ -14,7 +14,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use http::{HeaderValue, Method, Uri, header::USER_AGENT};
+use http::{HeaderValue, Uri, header::USER_AGENT};
 use lambda_http::{RequestExt, request::RequestContext};
 use model::Table;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
@@ -22,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::{
+    admission::{Admission, is_read_only},
     config::{ConfigError, Source},
     cors::CorsConfig,
     envelope::{self, RequestInfo, round_ms},
@@ -131,9 +132,9 @@ fn rate_key(guard: &RateGuard, parts: &http::request::Parts) -> String {
 /// status for its headers (none when the store could not be asked: an outage
 /// must not hide the route's own answer, which will report it itself), or
 /// refused.
-type Admission = Result<Option<RateStatus>, RateStatus>;
+type Decision = Result<Option<RateStatus>, RateStatus>;
 
-async fn admit(guard: &RateGuard, key: &str) -> Admission {
+async fn admit(guard: &RateGuard, key: &str) -> Decision {
     match guard.limiter.hit(key, guard.limit).await {
         Ok(status) => Ok(Some(status)),
         Err(AppError::RateLimited { retry_after_secs }) => Err(RateStatus {
@@ -148,29 +149,38 @@ async fn admit(guard: &RateGuard, key: &str) -> Admission {
     }
 }
 
-/// Runs a read-only route while its hit is being counted, rather than after:
-/// an authenticated GET then waits for one DynamoDB round trip before its
-/// own reads instead of two. A request over the limit still gets nothing but
-/// the 429: the route is dropped as soon as the limit says no, and what it
-/// may have read by then is thrown away. Routes that write never start
-/// before the limit has let them through (`edge`).
+/// Runs a route while its hit is being counted, rather than after: its
+/// reads and its session check go out with the hit, one round trip instead
+/// of two. A request over the limit still gets nothing but the 429 and
+/// changes nothing: the route is dropped as soon as the limit says no, what
+/// it may have read by then is thrown away, and it can have written nothing,
+/// since writes wait for the verdict ([`Admission::granted`]), which the
+/// hit gives before this answers.
+///
+/// A route that can write is not dropped on a refusal but left to run to
+/// its wait for the verdict, where it stops: what it took before that
+/// (login's failure slot) it gives back on its way out. Its answer is then
+/// thrown away for the 429.
 async fn admit_alongside(
-    admission: impl Future<Output = Admission>,
+    admission: impl Future<Output = Decision>,
     route: impl Future<Output = Response>,
+    can_write: bool,
 ) -> Result<(Option<RateStatus>, Response), RateStatus> {
     tokio::pin!(admission, route);
     tokio::select! {
         // The hit goes out first: it is the one that can stop the route.
         biased;
-        admission = &mut admission => Ok((admission?, route.await)),
+        admission = &mut admission => match admission {
+            Ok(status) => Ok((status, route.await)),
+            Err(refused) => {
+                if can_write {
+                    route.await;
+                }
+                Err(refused)
+            }
+        },
         response = &mut route => Ok((admission.await?, response)),
     }
-}
-
-/// Only `GET` and `HEAD`, whose routes read and never write, may start
-/// before the rate limit has let them through.
-fn runs_alongside_its_hit(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD)
 }
 
 async fn edge(State(options): State<Arc<HttpOptions>>, request: Request, next: Next) -> Response {
@@ -180,19 +190,18 @@ async fn edge(State(options): State<Arc<HttpOptions>>, request: Request, next: N
     }
     let mut response = match &options.rate_guard {
         Some(guard) if request.uri().path().starts_with("/api/") => {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let key = rate_key(guard, &parts);
-            let alongside = runs_alongside_its_hit(&parts.method);
+            let can_write = !is_read_only(&parts.method);
+            let (admission, verdicts) = Admission::pending();
+            parts.extensions.insert(admission);
             let request = Request::from_parts(parts, body);
-            let answered = if alongside {
-                admit_alongside(admit(guard, &key), next.run(request)).await
-            } else {
-                match admit(guard, &key).await {
-                    Ok(status) => Ok((status, next.run(request).await)),
-                    Err(refused) => Err(refused),
-                }
+            let decided = async {
+                let decision = admit(guard, &key).await;
+                verdicts.decide(decision.is_ok());
+                decision
             };
-            match answered {
+            match admit_alongside(decided, next.run(request), can_write).await {
                 Ok((Some(status), mut response)) => {
                     rate_limit_headers(&mut response, &status);
                     response
@@ -434,13 +443,13 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    /// The route must run while the hit is still out, or a GET would wait
-    /// for both round trips one after the other: here the hit only answers
+    /// The route must run while the hit is still out, or it would wait for
+    /// both round trips one after the other: here the hit only answers
     /// once the route has finished, so running them in turn never ends.
     #[tokio::test]
-    async fn a_read_only_route_runs_while_its_hit_is_counted() {
+    async fn a_route_runs_while_its_hit_is_counted() {
         for decision in [Ok(Some(status(3))), Ok(None)] {
-            let (decide, decided) = tokio::sync::oneshot::channel::<Admission>();
+            let (decide, decided) = tokio::sync::oneshot::channel::<Decision>();
             let admission = async { decided.await.unwrap() };
             let route = async {
                 decide.send(decision).unwrap();
@@ -448,28 +457,13 @@ mod tests {
             };
             let answered = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
-                admit_alongside(admission, route),
+                admit_alongside(admission, route, false),
             )
             .await
             .expect("the route ran before the hit was counted");
             let (status, response) = answered.unwrap();
             assert_eq!(status, decision.unwrap());
             assert_eq!(text_of(response).await, "the route's answer");
-        }
-    }
-
-    #[test]
-    fn only_reads_start_before_the_limit_has_answered() {
-        for method in ["GET", "HEAD"] {
-            assert!(runs_alongside_its_hit(&method.parse().unwrap()), "{method}");
-        }
-        for method in [
-            "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PURGE",
-        ] {
-            assert!(
-                !runs_alongside_its_hit(&method.parse().unwrap()),
-                "{method}"
-            );
         }
     }
 
@@ -480,19 +474,40 @@ mod tests {
             started.store(true, std::sync::atomic::Ordering::SeqCst);
             answer("must not be seen")
         };
-        let answered = admit_alongside(async { Err(status(0)) }, route).await;
+        let answered = admit_alongside(async { Err(status(0)) }, route, false).await;
         assert_eq!(answered.unwrap_err(), status(0));
         assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
     }
 
+    /// A refused write is not dropped mid-way: it reaches its wait for the
+    /// verdict and cleans up after itself (login gives back its slot).
+    #[tokio::test]
+    async fn a_refused_write_runs_to_its_gate_and_its_answer_is_thrown_away() {
+        let cleaned = std::sync::atomic::AtomicBool::new(false);
+        let (admission, verdicts) = Admission::pending();
+        let route = async {
+            if admission.granted().await.is_err() {
+                cleaned.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            answer("must not be seen")
+        };
+        let decided = async {
+            verdicts.decide(false);
+            Err(status(0))
+        };
+        let answered = admit_alongside(decided, route, true).await;
+        assert_eq!(answered.unwrap_err(), status(0));
+        assert!(cleaned.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
     #[tokio::test]
     async fn a_refused_read_that_already_answered_is_thrown_away() {
-        let (decide, decided) = tokio::sync::oneshot::channel::<Admission>();
+        let (decide, decided) = tokio::sync::oneshot::channel::<Decision>();
         let route = async {
             decide.send(Err(status(0))).unwrap();
             answer("must not be seen")
         };
-        let answered = admit_alongside(async { decided.await.unwrap() }, route).await;
+        let answered = admit_alongside(async { decided.await.unwrap() }, route, false).await;
         assert_eq!(answered.unwrap_err(), status(0));
     }
 

@@ -7,6 +7,7 @@
 //! It builds no table key and names no item: what is stored, and how, is
 //! `model`'s. What only one function needs lives in that function.
 
+pub mod admission;
 pub mod auth;
 pub mod aws;
 pub mod config;
