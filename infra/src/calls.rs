@@ -28,7 +28,11 @@ use std::{
     fs::{File, OpenOptions},
     io::Write,
     path::PathBuf,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{
+        Arc, Mutex, OnceLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use aws_config::SdkConfig;
@@ -53,16 +57,62 @@ pub const LOCAL_ACCOUNT: &str = "123456789012";
 /// The API id the local WebSocket API stands for in ARNs.
 pub const LOCAL_WEBSOCKET_API: &str = "local-websocket-api";
 
+/// What the gateway is serving while a function runs: the route (e.g.
+/// `POST /auth/login` or `$connect`) and which invocation of it.
+#[derive(Debug, Clone)]
+struct Serving {
+    route: String,
+    invocation: u64,
+}
+
 tokio::task_local! {
-    /// The route the gateway is serving while a function runs, e.g.
-    /// `POST /auth/login` or `$connect`.
-    static ROUTE: String;
+    static SERVING: Serving;
 }
 
 /// Runs `work` (a function's invocation) as serving `route`: the calls it
-/// makes from its own task are recorded with that route.
+/// makes from its own task are recorded with that route and a number of
+/// this invocation, unique in the process, so that the calls of one
+/// request can be told from another's ([`round_trips`]).
 pub async fn serving<F: Future>(route: String, work: F) -> F::Output {
-    ROUTE.scope(route, work).await
+    static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
+    let invocation = INVOCATIONS.fetch_add(1, Ordering::Relaxed);
+    SERVING.scope(Serving { route, invocation }, work).await
+}
+
+/// When a call went out and came back, from a process-wide start.
+fn since_start() -> Duration {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+/// How many sequential round trips `calls` took: the longest chain of
+/// calls each sent only after the one before had answered. Calls sent
+/// together (their spans overlap) count once, as a client waiting for
+/// them feels it. A call still out counts as ending now.
+pub fn round_trips(calls: &[&Call]) -> usize {
+    let mut spans: Vec<(Duration, Duration)> = calls
+        .iter()
+        .map(|call| {
+            let finished = call
+                .finished
+                .lock()
+                .expect("finished")
+                .unwrap_or_else(since_start);
+            (call.started, finished)
+        })
+        .collect();
+    spans.sort();
+    // depth[i]: the longest chain ending with call i.
+    let mut depth: Vec<usize> = Vec::with_capacity(spans.len());
+    for (i, (started, _)) in spans.iter().enumerate() {
+        let before = (0..i)
+            .filter(|&j| spans[j].1 <= *started)
+            .map(|j| depth[j])
+            .max()
+            .unwrap_or(0);
+        depth.push(before + 1);
+    }
+    depth.into_iter().max().unwrap_or(0)
 }
 
 /// What the template's references stand for in one deployment (one test's
@@ -122,8 +172,15 @@ pub struct Call {
     /// `PUT s3`), for counting round trips.
     pub operation: String,
     pub route: Option<String>,
+    /// Which invocation of the route made it (see [`serving`]).
+    pub invocation: Option<u64>,
     pub authorizations: Vec<Authorization>,
     pub deployment: Arc<Deployment>,
+    /// When it was sent and when its answer came back ([`round_trips`]).
+    #[serde(skip)]
+    pub started: Duration,
+    #[serde(skip)]
+    pub finished: Arc<Mutex<Option<Duration>>>,
 }
 
 /// Records the calls of the functions of one deployment.
@@ -266,12 +323,17 @@ impl CallRecorder {
             body: None,
             service: "s3",
         };
+        // A client's use, at no function's request: no span to time.
+        let now = since_start();
         recorder.record(Call {
             function,
             operation: request.operation(),
             route: None,
+            invocation: None,
             authorizations: authorizations(&request, &recorder.deployment),
             deployment: Arc::clone(&recorder.deployment),
+            started: now,
+            finished: Arc::new(Mutex::new(Some(now))),
         });
     }
 }
@@ -318,23 +380,29 @@ impl HttpConnector for RecordingConnector {
             body: body.as_ref(),
             service: service.as_deref().unwrap_or(""),
         };
+        let serving = SERVING.try_with(Clone::clone).ok();
+        let finished = Arc::new(Mutex::new(None));
         let call = Call {
             function: self.function.clone(),
             operation: seen.operation(),
-            route: ROUTE.try_with(Clone::clone).ok(),
+            route: serving.as_ref().map(|s| s.route.clone()),
+            invocation: serving.map(|s| s.invocation),
             authorizations: authorizations(&seen, &self.recorder.deployment),
             deployment: Arc::clone(&self.recorder.deployment),
+            started: since_start(),
+            finished: Arc::clone(&finished),
         };
         let listing = missing_object_needs(&call);
         self.recorder.record(call);
         let response = self.inner.call(request);
-        let Some(listing) = listing else {
-            return response;
-        };
         let recorder = Arc::clone(&self.recorder);
         HttpConnectorFuture::new(async move {
-            let response = response.await?;
-            if response.status().as_u16() == 404 {
+            let response = response.await;
+            *finished.lock().expect("finished") = Some(since_start());
+            let response = response?;
+            if let Some(listing) = listing
+                && response.status().as_u16() == 404
+            {
                 recorder.record(listing);
             }
             Ok(response)
@@ -854,14 +922,49 @@ mod tests {
         );
     }
 
+    /// A call spanning `from` to `to` milliseconds.
+    fn spanning(from: u64, to: u64) -> Call {
+        Call {
+            function: "F".to_owned(),
+            operation: "DynamoDB_20120810.GetItem".to_owned(),
+            route: None,
+            invocation: Some(1),
+            authorizations: Vec::new(),
+            deployment: Arc::new(deployment()),
+            started: Duration::from_millis(from),
+            finished: Arc::new(Mutex::new(Some(Duration::from_millis(to)))),
+        }
+    }
+
+    #[test]
+    fn calls_sent_together_are_one_round_trip_and_calls_in_turn_add_up() {
+        let count = |spans: &[(u64, u64)]| {
+            let calls: Vec<Call> = spans.iter().map(|(a, b)| spanning(*a, *b)).collect();
+            round_trips(&calls.iter().collect::<Vec<_>>())
+        };
+        assert_eq!(count(&[]), 0);
+        assert_eq!(count(&[(0, 5)]), 1);
+        // Three at once, then one after the slowest: 2.
+        assert_eq!(count(&[(0, 5), (1, 9), (2, 3), (9, 12)]), 2);
+        // One after the quickest only, while the others are out: still 2.
+        assert_eq!(count(&[(0, 5), (0, 20), (6, 10)]), 2);
+        // A chain: 3, whatever the order they are given in.
+        assert_eq!(count(&[(20, 30), (0, 10), (10, 20)]), 3);
+        // Overlapping by a moment: one round trip.
+        assert_eq!(count(&[(0, 10), (9, 19)]), 1);
+    }
+
     #[test]
     fn a_missing_object_is_a_404_only_to_whoever_may_list_the_bucket() {
         let call = |action: &str, resource: &str| Call {
             function: "F".to_owned(),
             operation: "HEAD s3".to_owned(),
             route: None,
+            invocation: None,
             authorizations: vec![Authorization::new(action, resource)],
             deployment: Arc::new(deployment()),
+            started: Duration::ZERO,
+            finished: Arc::default(),
         };
         let listing = missing_object_needs(&call("s3:GetObject", "arn:aws:s3:::b/uploads/k"))
             .expect("a read of an object");
@@ -1069,8 +1172,11 @@ mod tests {
             function: "F".to_owned(),
             operation: "HEAD s3".to_owned(),
             route: Some("GET /uploads/{id}".to_owned()),
+            invocation: Some(1),
             authorizations: vec![Authorization::new("s3:GetObject", "arn:aws:s3:::b/k")],
             deployment: Arc::new(deployment()),
+            started: Duration::ZERO,
+            finished: Arc::default(),
         };
         // An unlogged recorder's calls stay out of the log: only the one
         // logged call may be found there.
@@ -1111,6 +1217,7 @@ mod tests {
                 "function": "F",
                 "operation": "HEAD s3",
                 "route": "GET /uploads/{id}",
+                "invocation": 1,
                 "authorizations": [{"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}],
                 "deployment": {
                     "region": "us-east-1",

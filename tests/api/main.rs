@@ -5,6 +5,7 @@ mod auth;
 mod edge;
 mod faults;
 mod filters;
+mod floors;
 mod gateway;
 mod health;
 mod hostile;
