@@ -250,14 +250,16 @@ pub async fn create_post(
     State(state): State<PostsState>,
     auth: PendingAuth,
     headers: HeaderMap,
-    Json(body): Json<CreatePost>,
+    body: Result<Json<CreatePost>, AppError>,
 ) -> Result<ApiResponse<serde_json::Value>, AppError> {
     const CREATED: &str = "Post created successfully";
     let caller = *auth.user_id();
     // The key's record and the image go out with the rate limit and the
     // session check. A replay answers as the first request did, whatever
     // the image's state is now, so the image's verdict waits its turn.
+    // The body's errors come after the session's (`alongside`).
     let reads = async {
+        let Json(body) = body?;
         let idempotency = Idempotency::of_request(&headers, &caller, "create-post", &body)?;
         let image = async {
             match &body.image {
@@ -274,9 +276,9 @@ pub async fn create_post(
             }
         };
         let (replay, image) = tokio::join!(replay_of(&state, idempotency.as_ref()), image);
-        Ok((idempotency, replay, image))
+        Ok((body, idempotency, replay, image))
     };
-    let (me, (idempotency, replay, image_key)) = auth.alongside(reads).await?;
+    let (me, (body, idempotency, replay, image_key)) = auth.alongside(reads).await?;
     if let Some(data) = replay? {
         return Ok(ApiResponse::created(CREATED, data));
     }
@@ -454,10 +456,13 @@ pub async fn patch_post(
     State(state): State<PostsState>,
     auth: PendingAuth,
     Path(id): Path<String>,
-    Json(body): Json<PatchPost>,
+    body: Result<Json<PatchPost>, AppError>,
 ) -> Result<ApiResponse<Post>, AppError> {
-    let read = async { existing_post(&state, &path_id(&id)?).await };
-    let (me, old) = auth.alongside(read).await?;
+    let read = async {
+        let Json(body) = body?;
+        Ok((body, existing_post(&state, &path_id(&id)?).await?))
+    };
+    let (me, (body, old)) = auth.alongside(read).await?;
     if old.author_id != *me.id() {
         return Err(AppError::Forbidden(
             "Only the author can edit a post".into(),
@@ -531,13 +536,14 @@ pub async fn create_comment(
     auth: PendingAuth,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<CreateComment>,
+    body: Result<Json<CreateComment>, AppError>,
 ) -> Result<ApiResponse<serde_json::Value>, AppError> {
     const CREATED: &str = "Comment created successfully";
     let caller = *auth.user_id();
     // As for a post: the key's record and the post go out with the rate
     // limit and the session check, and a replay wins over the post's fate.
     let reads = async {
+        let Json(body) = body?;
         let post_id: PostId = path_id(&id)?;
         let scope = format!("comment:{post_id}");
         let idempotency = Idempotency::of_request(&headers, &caller, &scope, &body)?;
@@ -545,9 +551,9 @@ pub async fn create_comment(
             replay_of(&state, idempotency.as_ref()),
             existing_post(&state, &post_id)
         );
-        Ok((idempotency, replay, post))
+        Ok((body, idempotency, replay, post))
     };
-    let (me, (idempotency, replay, post)) = auth.alongside(reads).await?;
+    let (me, (body, idempotency, replay, post)) = auth.alongside(reads).await?;
     if let Some(data) = replay? {
         return Ok(ApiResponse::created(CREATED, data));
     }

@@ -142,20 +142,25 @@ impl ParseBody for PatchMe {
 async fn patch_me(
     State(state): State<UsersState>,
     auth: PendingAuth,
-    Json(body): Json<PatchMe>,
+    body: Result<Json<PatchMe>, AppError>,
 ) -> Result<ApiResponse<UserResponse>, AppError> {
     let caller = *auth.user_id();
     // The avatar's upload is read with the rate limit and the session
-    // check: the update is then the second and last round trip.
+    // check: the update is then the second and last round trip. The body's
+    // errors come after the session's.
     let avatar = async {
-        match &body.avatar_upload_id {
-            Some(id) => ready_upload(&state.table, "avatarUploadId", id, &caller, Purpose::Avatar)
-                .await
-                .map(|upload| Some(upload.key)),
-            None => Ok(None),
-        }
+        let Json(body) = body?;
+        let key = match &body.avatar_upload_id {
+            Some(id) => Some(
+                ready_upload(&state.table, "avatarUploadId", id, &caller, Purpose::Avatar)
+                    .await?
+                    .key,
+            ),
+            None => None,
+        };
+        Ok((body, key))
     };
-    let (me, avatar_key) = auth.alongside(avatar).await?;
+    let (me, (body, avatar_key)) = auth.alongside(avatar).await?;
     if body.name.is_none() && avatar_key.is_none() {
         return Ok(ApiResponse::ok(
             "Profile unchanged",
@@ -181,13 +186,43 @@ async fn patch_me(
 /// refuses any change that would leave no active admin.
 async fn delete_me(
     State(state): State<UsersState>,
-    me: AuthUser,
+    auth: PendingAuth,
 ) -> Result<ApiResponse<()>, AppError> {
+    // The session check reads the caller, whose deletion this is: with the
+    // admin count read alongside, the store writes once.
+    let count = async { Ok(state.table.active_admins().await?) };
+    let (me, admins) = auth.alongside(count).await?;
     state
         .table
-        .admin_update(me.id(), DELETE, &now_rfc3339())
+        .admin_update_from(&me.user, admins, DELETE, &now_rfc3339())
         .await?;
     Ok(ApiResponse::message("Account deleted"))
+}
+
+/// An admin's change of user `id`: the user and the admin count are read
+/// with the rate limit and the session check, then the store writes once.
+async fn admin_change(
+    state: &UsersState,
+    auth: PendingAuth,
+    id: &str,
+    change: Result<AdminChange, AppError>,
+) -> Result<UserItem, AppError> {
+    let reads = async {
+        let id: UserId = path_id(id)?;
+        let (user, admins) = tokio::try_join!(state.table.user(&id), state.table.active_admins())?;
+        Ok::<_, AppError>((user, admins))
+    };
+    // The 401 and the 403 come before the path's and the body's errors,
+    // and before whether the user exists.
+    let (me, reads) = auth.alongside(async { Ok(reads.await) }).await?;
+    AdminUser::of(me)?;
+    let change = change?;
+    let (user, admins) = reads?;
+    let user = user.ok_or(Condition::UserGone)?;
+    Ok(state
+        .table
+        .admin_update_from(&user, admins, change, &now_rfc3339())
+        .await?)
 }
 
 /// GET /api/v1/users/{id}
@@ -221,13 +256,15 @@ async fn list_users(
     query: QueryParams,
 ) -> Result<ApiResponse<Vec<UserResponse>>, AppError> {
     // The page is read while the caller is checked, and thrown away unless
-    // the caller is an admin, who alone learns anything from it.
+    // the caller is an admin, who alone learns anything from it (even of
+    // the query's errors, which come after the 403).
     let read = async {
         let page = PageRequest::from_query(&query, &state.cursors, USERS_LIST)?;
-        Ok((page.limit, state.table.list_users(page.page()).await?))
+        Ok::<_, AppError>((page.limit, state.table.list_users(page.page()).await?))
     };
-    let (me, (limit, (items, last_key))) = auth.alongside(read).await?;
+    let (me, read) = auth.alongside(async { Ok(read.await) }).await?;
     AdminUser::of(me)?;
+    let (limit, (items, last_key)) = read?;
     let mut users = Vec::with_capacity(items.len());
     for user in &items {
         users.push(state.full(user).await?);
@@ -274,19 +311,15 @@ impl ParseBody for AdminPatch {
 /// admins demoting each other at once cannot both succeed.
 async fn admin_patch_user(
     State(state): State<UsersState>,
-    _admin: AdminUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
-    Json(body): Json<AdminPatch>,
+    body: Result<Json<AdminPatch>, AppError>,
 ) -> Result<ApiResponse<UserResponse>, AppError> {
-    let id: UserId = path_id(&id)?;
-    let change = AdminChange {
+    let change = body.map(|Json(body)| AdminChange {
         role: body.role,
         status: body.status,
-    };
-    let updated = state
-        .table
-        .admin_update(&id, change, &now_rfc3339())
-        .await?;
+    });
+    let updated = admin_change(&state, auth, &id, change).await?;
     Ok(ApiResponse::ok(
         "User updated successfully",
         state.full(&updated).await?,
@@ -296,14 +329,10 @@ async fn admin_patch_user(
 /// DELETE /api/v1/users/{id}; as PATCH, never the last active admin.
 async fn admin_delete_user(
     State(state): State<UsersState>,
-    _admin: AdminUser,
+    auth: PendingAuth,
     Path(id): Path<String>,
 ) -> Result<ApiResponse<()>, AppError> {
-    let id: UserId = path_id(&id)?;
-    state
-        .table
-        .admin_update(&id, DELETE, &now_rfc3339())
-        .await?;
+    admin_change(&state, auth, &id, Ok(DELETE)).await?;
     Ok(ApiResponse::message("User deleted"))
 }
 

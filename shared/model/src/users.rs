@@ -324,6 +324,19 @@ pub trait Users {
         change: AdminChange,
         now: &str,
     ) -> Result<UserItem, StoreError>;
+    /// `admin_update` of `user` as a caller has just read them (consistently),
+    /// with the active-admin count read alongside (`admins`): one write, the
+    /// counted transaction or the plain update as their state calls for,
+    /// and `LastAdmin` without any write when it applies. When the user or
+    /// the count changed since they were read, or the count is missing, it
+    /// falls back to `admin_update`.
+    async fn admin_update_from(
+        &self,
+        user: &UserItem,
+        admins: Option<u64>,
+        change: AdminChange,
+        now: &str,
+    ) -> Result<UserItem, StoreError>;
     /// The number of active admins, strongly consistent; `None` until the
     /// `admin-count` migration or a first change of an admin counted them.
     async fn active_admins(&self) -> Result<Option<u64>, StoreError>;
@@ -792,6 +805,37 @@ impl Users for Table {
             service: "dynamodb",
             source: "the user kept changing under an admin update".into(),
         })
+    }
+
+    async fn admin_update_from(
+        &self,
+        user: &UserItem,
+        admins: Option<u64>,
+        change: AdminChange,
+        now: &str,
+    ) -> Result<UserItem, StoreError> {
+        let moves_count = change.counted_states().contains(&(user.role, user.status));
+        match (moves_count, admins) {
+            (true, Some(count)) => {
+                if is_active_admin(user.role, user.status) && count <= 1 {
+                    return Err(StoreError::Condition(Condition::LastAdmin));
+                }
+                if let CountedWrite::Done(updated) =
+                    self.admin_update_counted(user, change, now).await?
+                {
+                    return Ok(*updated);
+                }
+            }
+            // No counter yet: the path that makes it.
+            (true, None) => {}
+            (false, _) => match self.admin_update_uncounted(&user.id, change, now).await? {
+                Ok(updated) => return Ok(updated),
+                Err(None) => return Err(StoreError::Condition(Condition::UserGone)),
+                // They became someone whose change moves the count.
+                Err(Some(_)) => {}
+            },
+        }
+        self.admin_update(&user.id, change, now).await
     }
 
     async fn active_admins(&self) -> Result<Option<u64>, StoreError> {
