@@ -14,6 +14,7 @@ mod lifecycle;
 mod migrate;
 mod notifications;
 mod openapi;
+mod outbox;
 mod posts;
 mod realtime;
 mod revocation;

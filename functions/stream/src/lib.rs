@@ -96,7 +96,16 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<StreamWorker, Confi
         realtime: Realtime::new(table.clone(), realtime.client(sdk)),
         sender: outbox::Sender {
             table: table.clone(),
-            mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), email),
+            // No SDK retries: the sender backs off itself (`outbox`), within
+            // the invocation's deadline, and counts each try as an attempt.
+            mailer: Mailer::new(
+                aws_sdk_sesv2::Client::from_conf(
+                    aws_sdk_sesv2::config::Builder::from(sdk)
+                        .retry_config(aws_config::retry::RetryConfig::disabled())
+                        .build(),
+                ),
+                email,
+            ),
             config: outbox,
         },
         s3: s3_client(sdk, &storage),

@@ -354,7 +354,7 @@ impl Outbox for Table {
             .table_name(&self.name)
             .set_key(Some(OutboxItem::key_of(id)))
             .update_expression(
-                "SET #status = :sending, claimId = :claimId, dueAtMs = :lease, #gsk = :gsk",
+                "SET #status = :sending, claimId = :claim, dueAtMs = :lease, #gsk = :gsk",
             )
             .condition_expression(
                 "attribute_exists(#gpk) AND ((#status = :pending AND createdAtMs <= :pendingBefore) OR (#status <> :pending AND dueAtMs <= :now))",
