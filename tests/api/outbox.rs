@@ -60,7 +60,7 @@ async fn refused_sends(app: &TestApp, to: &str) -> u64 {
 }
 
 /// Every outbox item of `user_id`, read past the API, oldest first.
-async fn outbox_of(app: &TestApp, user_id: &str) -> Vec<OutboxItem> {
+pub(crate) async fn outbox_of(app: &TestApp, user_id: &str) -> Vec<OutboxItem> {
     let output = app
         .dynamodb
         .scan()
@@ -172,7 +172,7 @@ fn statuses_on(items: &[OutboxItem], post_id: &str) -> Vec<(OutboxStatus, Option
 }
 
 /// The `INSERT` record the stream carries for `item`.
-fn insert_record(table: &str, item: &OutboxItem, sequence: &str) -> Value {
+pub(crate) fn insert_record(table: &str, item: &OutboxItem, sequence: &str) -> Value {
     let image: HashMap<String, AttributeValue> =
         model::table::to_item(item).expect("an outbox item as an item");
     let keys: HashMap<String, AttributeValue> = ["pk", "sk"]
