@@ -139,7 +139,11 @@ pub fn parse_rate(expression: &str) -> Result<std::time::Duration, String> {
         (1, "minute") | (2.., "minutes") => 60,
         (1, "hour") | (2.., "hours") => 3600,
         (1, "day") | (2.., "days") => 86_400,
-        _ => return Err(format!("{expression:?}: the unit must be minute(s), hour(s) or day(s), singular for 1")),
+        _ => {
+            return Err(format!(
+                "{expression:?}: the unit must be minute(s), hour(s) or day(s), singular for 1"
+            ));
+        }
     };
     Ok(std::time::Duration::from_secs(value * unit_secs))
 }
@@ -355,7 +359,9 @@ impl Template {
             if str_of(event, "Type") == Some("Schedule") {
                 let schedule = map_of(event, "Properties")
                     .and_then(|p| str_of(p, "Schedule"))
-                    .ok_or_else(|| TemplateError::Shape(format!("{id}.Events.{name}: no Schedule")))?;
+                    .ok_or_else(|| {
+                        TemplateError::Shape(format!("{id}.Events.{name}: no Schedule"))
+                    })?;
                 let every = parse_rate(schedule)
                     .map_err(|e| TemplateError::Shape(format!("{id}.Events.{name}: {e}")))?;
                 self.schedule_events.push(ScheduleEvent {
@@ -604,10 +610,26 @@ mod tests {
 
     #[test]
     fn rates_parse_as_eventbridge_writes_them() {
-        assert_eq!(parse_rate("rate(1 minute)"), Ok(std::time::Duration::from_secs(60)));
-        assert_eq!(parse_rate("rate(2 hours)"), Ok(std::time::Duration::from_secs(7200)));
-        assert_eq!(parse_rate("rate(1 day)"), Ok(std::time::Duration::from_secs(86_400)));
-        for refused in ["rate(1 minutes)", "rate(5 minute)", "rate(0 minutes)", "rate(5 seconds)", "cron(0 12 * * ? *)", "rate(5)"] {
+        assert_eq!(
+            parse_rate("rate(1 minute)"),
+            Ok(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_rate("rate(2 hours)"),
+            Ok(std::time::Duration::from_secs(7200))
+        );
+        assert_eq!(
+            parse_rate("rate(1 day)"),
+            Ok(std::time::Duration::from_secs(86_400))
+        );
+        for refused in [
+            "rate(1 minutes)",
+            "rate(5 minute)",
+            "rate(0 minutes)",
+            "rate(5 seconds)",
+            "cron(0 12 * * ? *)",
+            "rate(5)",
+        ] {
             assert!(parse_rate(refused).is_err(), "{refused}");
         }
     }

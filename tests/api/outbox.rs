@@ -112,9 +112,7 @@ async fn settles(
 }
 
 async fn register(app: &TestApp, email: &str) -> Session {
-    let response = app
-        .post_register("Test User", email, tests::PASSWORD)
-        .await;
+    let response = app.post_register("Test User", email, tests::PASSWORD).await;
     assert_envelope(&response, 201, None);
     tests::session_from(&response.body["data"], email)
 }
@@ -216,16 +214,24 @@ async fn a_refused_send_is_retried_left_failed_and_sent_once_by_the_sweep() {
 
     // The stream worker tries it three times, then leaves it for the sweep.
     let items = settles(&app, &user.id, |items| {
-        items.first().is_some_and(|i| i.status == OutboxStatus::Failed)
+        items
+            .first()
+            .is_some_and(|i| i.status == OutboxStatus::Failed)
     })
     .await;
     let failed = &items[0];
     assert_eq!(failed.kind, EmailKind::Verification);
     assert_eq!(failed.attempts, 3);
-    assert_eq!(failed.status_reason.as_deref(), Some("TooManyRequestsException"));
+    assert_eq!(
+        failed.status_reason.as_deref(),
+        Some("TooManyRequestsException")
+    );
     let next = failed.next_attempt_at_ms.expect("a next attempt time");
     assert!(next > failed.created_at_ms, "{failed:?}");
-    assert!(failed.gsi1pk.is_some(), "a failed email stays on the due index");
+    assert!(
+        failed.gsi1pk.is_some(),
+        "a failed email stays on the due index"
+    );
     assert!(failed.text.is_some(), "its text is kept for the retry");
     assert_eq!(refused_sends(&app, &email).await, 3);
     assert!(app.mailbox_of(&email).await.is_empty());
@@ -259,20 +265,33 @@ async fn a_refused_send_is_retried_left_failed_and_sent_once_by_the_sweep() {
     assert_eq!(settled.gsi1pk, None, "off the due index");
     // The token it carried works.
     let verified = app
-        .post_json("/api/v1/auth/verify-email", json!({"token": sent[0].token()}))
+        .post_json(
+            "/api/v1/auth/verify-email",
+            json!({"token": sent[0].token()}),
+        )
         .await;
     assert_envelope(&verified, 200, None);
+}
+
+/// Registers an address whose sends SES refuses with `code` and runs one
+/// sweep: the address, what the sweep did and the email as it left it.
+async fn registered_while_refused(
+    app: &TestApp,
+    code: &str,
+) -> (String, stream::Tally, OutboxItem) {
+    let email = unique_email();
+    refuse_sends(app, &email, code).await;
+    let user = register(app, &email).await;
+    let tally = app.run_sweep().await;
+    let item = only_email(app, &user.id, EmailKind::Verification).await;
+    (email, tally, item)
 }
 
 #[tokio::test]
 async fn a_permanent_refusal_is_recorded_and_never_retried() {
     let app = TestApp::spawn_with(FAST_RETRIES).await;
-    let email = unique_email();
-    refuse_sends(&app, &email, "MessageRejected").await;
-    let user = register(&app, &email).await;
-    let tally = app.run_sweep().await;
+    let (email, tally, refused) = registered_while_refused(&app, "MessageRejected").await;
     assert_eq!(tally.ended, 1, "{tally:?}");
-    let refused = only_email(&app, &user.id, EmailKind::Verification).await;
     assert_eq!(refused.status, OutboxStatus::Refused);
     assert_eq!(refused.attempts, 1, "not retried inside the invocation");
     assert_eq!(refused.status_reason.as_deref(), Some("MessageRejected"));
@@ -289,14 +308,13 @@ async fn a_permanent_refusal_is_recorded_and_never_retried() {
 #[tokio::test]
 async fn a_sender_whose_identity_is_unverified_is_our_fault_and_retried() {
     let app = TestApp::spawn_with(FAST_RETRIES).await;
-    let email = unique_email();
-    refuse_sends(&app, &email, "MailFromDomainNotVerifiedException").await;
-    let user = register(&app, &email).await;
-    let tally = app.run_sweep().await;
+    let (email, tally, failed) =
+        registered_while_refused(&app, "MailFromDomainNotVerifiedException").await;
     assert_eq!(tally.failed, 1, "{tally:?}");
-    let failed = only_email(&app, &user.id, EmailKind::Verification).await;
     assert_eq!(failed.status, OutboxStatus::Failed);
     assert_eq!(failed.attempts, 3);
+    assert!(app.mailbox_of(&email).await.is_empty());
+    lift_fault(&app, &email).await;
 }
 
 #[tokio::test]
@@ -409,9 +427,7 @@ async fn a_failed_comment_email_fails_no_record_and_pushes_once() {
         .expect("connected");
     refuse_sends(&app, &author.email, "ServiceUnavailable").await;
     comment_on(&app, &commenter, &post).await;
-    socket
-        .expect("notification", Duration::from_secs(3))
-        .await;
+    socket.expect("notification", Duration::from_secs(3)).await;
     let items = settles(&app, &author.id, |items| {
         comment_emails(items)
             .first()
@@ -502,4 +518,55 @@ async fn an_email_is_written_only_with_its_cause() {
         .await
         .expect("scan");
     assert_eq!(token_items.count(), 0);
+}
+
+/// The stream function's one Lambda handler tells its two event sources
+/// apart: EventBridge's scheduled event (as AWS documents it) runs the
+/// sweep, a stream batch is a batch, anything else is an error.
+#[tokio::test]
+async fn the_lambda_handler_runs_the_sweep_on_a_scheduled_event() {
+    let app = TestApp::spawn().await;
+    let user = app.signed_up_user().await;
+    let env: HashMap<&str, String> = [
+        ("TABLE_NAME", app.storage.table_name.clone()),
+        ("BUCKET_NAME", app.storage.bucket_name.clone()),
+        ("S3_FORCE_PATH_STYLE", "true".to_owned()),
+        ("EMAIL_FROM", tests::EMAIL_FROM.to_owned()),
+        (
+            "WS_MANAGEMENT_ENDPOINT",
+            "http://127.0.0.1:9/local".to_owned(),
+        ),
+        ("OUTBOX_PENDING_GRACE_SECS", "0".to_owned()),
+    ]
+    .into();
+    let source = |name: &str| env.get(name).cloned();
+    let sdk = platform::aws::sdk_config_for_endpoint(&app.endpoint, tests::REGION).await;
+    let lambda = stream::build(&source, &sdk)
+        .expect("the worker builds")
+        .lambda();
+
+    let scheduled = json!({
+        "version": "0",
+        "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2016-12-30T18:44:49Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/SampleRule"],
+        "detail": {}
+    });
+    let tally = platform::lambda::invoke(&lambda, scheduled)
+        .await
+        .expect("the sweep answers");
+    assert_eq!(tally["sent"], 1, "{tally}");
+    assert_eq!(app.mailbox_of(&user.email).await.len(), 1);
+
+    let batch = platform::lambda::invoke(&lambda, json!({"Records": []}))
+        .await
+        .expect("a batch answers");
+    assert_eq!(batch["batchItemFailures"], json!([]), "{batch}");
+
+    let other = json!({"detail-type": "Something Else", "source": "aws.other"});
+    assert!(platform::lambda::invoke(&lambda, other).await.is_err());
 }

@@ -760,18 +760,21 @@ async fn a_sam_local_session_gets_the_documented_answers() {
         .await
         .status_is(201);
     let comments = format!("/api/v1/posts/{post}/comments");
-    kit.rest(
-        "posts-create.json",
-        moved(
-            stamp(&commenter.printed, "posts-create.json"),
-            "/api/v1/posts/{id}/comments",
-            &comments,
-            json!({"id": post}),
-            json!({"body": "Nice one"}),
-        ),
-    )
-    .await
-    .status_is(201);
+    let comment = async |body: &str| {
+        kit.rest(
+            "posts-create.json",
+            moved(
+                stamp(&commenter.printed, "posts-create.json"),
+                "/api/v1/posts/{id}/comments",
+                &comments,
+                json!({"id": post}),
+                json!({"body": body}),
+            ),
+        )
+        .await
+        .status_is(201);
+    };
+    comment("Nice one").await;
     let written = kit.notifications_of(&user).await;
     assert_eq!(written.len(), 1);
     let written = image(&written[0]);
@@ -838,18 +841,7 @@ async fn a_sam_local_session_gets_the_documented_answers() {
             .collect()
     };
     assert_eq!(emailed(kit.app.emails_to(EMAIL).await).len(), 0);
-    kit.rest(
-        "posts-create.json",
-        moved(
-            stamp(&commenter.printed, "posts-create.json"),
-            "/api/v1/posts/{id}/comments",
-            &comments,
-            json!({"id": post}),
-            json!({"body": "Nice one again"}),
-        ),
-    )
-    .await
-    .status_is(201);
+    comment("Nice one again").await;
     // Its outbox INSERT, as the stream carries it, to the worker as sam
     // local runs it (with its APP_URL).
     let author_id = user.as_str();

@@ -148,7 +148,11 @@ impl StreamWorker {
                     }
                     let scheduled: ScheduledEvent = serde_json::from_value(payload)?;
                     if scheduled.detail_type != ScheduledEvent::DETAIL_TYPE {
-                        return Err(format!("not an event this worker takes: {}", scheduled.detail_type).into());
+                        return Err(format!(
+                            "not an event this worker takes: {}",
+                            scheduled.detail_type
+                        )
+                        .into());
                     }
                     let tally = tower::ServiceExt::oneshot(
                         sweep,
@@ -166,7 +170,10 @@ impl StreamWorker {
 async fn sweep(state: &StreamState, event: ScheduledEvent) -> Tally {
     let span = tracing::info_span!("outbox sweep", time = ?event.time);
     async {
-        let tally = state.sender.sweep(Instant::now() + outbox::EMAIL_BUDGET).await;
+        let tally = state
+            .sender
+            .sweep(Instant::now() + outbox::EMAIL_BUDGET)
+            .await;
         tracing::info!(?tally, "outbox swept");
         tally
     }
@@ -548,7 +555,8 @@ mod tests {
     #[test]
     fn the_comment_email_links_to_the_post() {
         let item = OutboxItem::comment(&notification()).unwrap();
-        let text = outbox::comment_email_text("https://app.example", &"Alice", "Bob: nice one", &item);
+        let text =
+            outbox::comment_email_text("https://app.example", &"Alice", "Bob: nice one", &item);
         assert_eq!(
             text,
             format!("Hi Alice,\n\nBob: nice one\n\nhttps://app.example/posts/{POST}\n")

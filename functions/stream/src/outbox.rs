@@ -72,12 +72,21 @@ impl OutboxConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         let grace = match present(source, "OUTBOX_PENDING_GRACE_SECS") {
             None => 60,
-            Some(raw) => raw.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
-                name: "OUTBOX_PENDING_GRACE_SECS",
-                reason: format!("expected a whole number of seconds (got {raw:?})"),
-            })?,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "OUTBOX_PENDING_GRACE_SECS",
+                    reason: format!("expected a whole number of seconds (got {raw:?})"),
+                })?,
         };
-        let interval = positive_or(source, "COMMENT_EMAIL_INTERVAL_SECS", 900, 86_400, "seconds")?;
+        let interval = positive_or(
+            source,
+            "COMMENT_EMAIL_INTERVAL_SECS",
+            900,
+            86_400,
+            "seconds",
+        )?;
         Ok(Self {
             attempts: positive_or(source, "EMAIL_SEND_ATTEMPTS", 3, 5, "attempts")? as u32,
             retry_base: Duration::from_millis(positive_or(

@@ -387,7 +387,10 @@ impl Outbox for Table {
     ) -> Result<bool, StoreError> {
         let now = unix_now_ms();
         let mut values = HashMap::from([
-            (":claim".to_owned(), s(item.claim_id.as_deref().unwrap_or_default())),
+            (
+                ":claim".to_owned(),
+                s(item.claim_id.as_deref().unwrap_or_default()),
+            ),
             (":attempts".to_owned(), n(i64::from(attempts))),
         ]);
         let expression = match settlement {
@@ -456,7 +459,11 @@ impl Outbox for Table {
                 ("#entity".to_owned(), ENTITY.to_owned()),
                 ("#ttl".to_owned(), TTL.to_owned()),
             ]);
-            names.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+            names.extend(
+                extra
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
             names
         };
         let mut items = Vec::with_capacity(3);
@@ -488,7 +495,10 @@ impl Outbox for Table {
             names(&[("#count", "count")]),
             HashMap::from([
                 (":one".to_owned(), n(1)),
-                (":max".to_owned(), n(i64::try_from(limits.per_day).unwrap_or(i64::MAX))),
+                (
+                    ":max".to_owned(),
+                    n(i64::try_from(limits.per_day).unwrap_or(i64::MAX)),
+                ),
                 (":entity".to_owned(), entity),
                 (":ttl".to_owned(), n((day + 2) * 86_400)),
             ]),
@@ -551,7 +561,12 @@ impl Outbox for Table {
             .send()
             .await
             .map_err(dynamo)?;
-        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }
 

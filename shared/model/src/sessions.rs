@@ -21,8 +21,8 @@ use crate::{
     keys::{self, Entity, RESET_SK, VERIFY_SK},
     outbox::OutboxItem,
     table::{
-        self, Item, Table, from_item, key, to_item, transact_check, transact_put,
-        transact_update, transact_update_named,
+        self, Item, Table, from_item, key, to_item, transact_check, transact_put, transact_update,
+        transact_update_named,
     },
     users::{EmailItem, UserItem},
 };
@@ -196,8 +196,7 @@ pub trait Accounts {
     /// A reset token and its email, on the condition that the user is
     /// active, in one transaction: `UserGone` when they are not (or are
     /// gone), and then neither is written.
-    async fn request_reset(&self, token: &TokenItem, email: &OutboxItem)
-    -> Result<(), StoreError>;
+    async fn request_reset(&self, token: &TokenItem, email: &OutboxItem) -> Result<(), StoreError>;
     /// The token, if it exists and has not expired (strongly consistent).
     async fn token(&self, token: &str, kind: TokenKind) -> Result<Option<TokenItem>, StoreError>;
     /// Uses the verification token `token`: deletes it and marks its
@@ -327,11 +326,7 @@ impl Accounts for Table {
             .collect()
     }
 
-    async fn request_reset(
-        &self,
-        token: &TokenItem,
-        email: &OutboxItem,
-    ) -> Result<(), StoreError> {
+    async fn request_reset(&self, token: &TokenItem, email: &OutboxItem) -> Result<(), StoreError> {
         let items = vec![
             transact_check(
                 self,
@@ -414,9 +409,18 @@ impl Accounts for Table {
                 "attribute_exists(pk) AND (attribute_not_exists(#resets) OR #resets <= :issued)",
                 [("#resets".to_owned(), RESETS_VALID_AFTER.to_owned())].into(),
                 [
-                    (":hash".to_owned(), AttributeValue::S(password_hash.to_owned())),
-                    (":after".to_owned(), AttributeValue::N(valid_after_ms.to_string())),
-                    (":issued".to_owned(), AttributeValue::N(token.issued_at_ms.to_string())),
+                    (
+                        ":hash".to_owned(),
+                        AttributeValue::S(password_hash.to_owned()),
+                    ),
+                    (
+                        ":after".to_owned(),
+                        AttributeValue::N(valid_after_ms.to_string()),
+                    ),
+                    (
+                        ":issued".to_owned(),
+                        AttributeValue::N(token.issued_at_ms.to_string()),
+                    ),
                     (":now".to_owned(), AttributeValue::S(now.to_owned())),
                 ]
                 .into(),

@@ -143,7 +143,10 @@ impl Mailer {
                 ))
             }
             Ok(Err(other)) => Err(SendError::Retry {
-                code: format!("unavailable: {}", aws_sdk_sesv2::error::DisplayErrorContext(&other)),
+                code: format!(
+                    "unavailable: {}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(&other)
+                ),
             }),
             Err(_) => Err(SendError::Retry {
                 code: "timed out".into(),
@@ -159,7 +162,10 @@ mod tests {
     #[test]
     fn only_a_refusal_of_the_email_is_final() {
         for code in REFUSALS {
-            assert!(matches!(classify(code, "Address blacklisted."), SendError::Refused { .. }));
+            assert!(matches!(
+                classify(code, "Address blacklisted."),
+                SendError::Refused { .. }
+            ));
         }
         for code in [
             "TooManyRequestsException",
