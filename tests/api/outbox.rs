@@ -570,3 +570,18 @@ async fn the_lambda_handler_runs_the_sweep_on_a_scheduled_event() {
     let other = json!({"detail-type": "Something Else", "source": "aws.other"});
     assert!(platform::lambda::invoke(&lambda, other).await.is_err());
 }
+
+#[tokio::test]
+async fn an_email_whose_token_died_first_is_never_sent() {
+    let app = TestApp::spawn_with(&[("VERIFY_TOKEN_TTL_SECS", "1")]).await;
+    let email = unique_email();
+    let user = register(&app, &email).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let tally = app.run_sweep().await;
+    assert_eq!(tally.ended, 1, "{tally:?}");
+    let expired = only_email(&app, &user.id, EmailKind::Verification).await;
+    assert_eq!(expired.status, OutboxStatus::Expired);
+    assert_eq!(expired.text, None, "its token's text is gone");
+    assert_eq!(expired.attempts, 0);
+    assert!(app.mailbox_of(&email).await.is_empty());
+}
