@@ -455,7 +455,34 @@ async fn a_failed_comment_email_fails_no_record_and_pushes_once() {
         .deliver_to_stream(&[insert_record(&app.storage.table_name, email, "7")])
         .await;
     assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(
+        app.mailbox_of(&author.email).await.len(),
+        1,
+        "only the verification email"
+    );
+
+    // SES back, the sweep sends it once its next attempt comes.
     lift_fault(&app, &author.email).await;
+    // As the email is now: the record handed again may have been a due
+    // attempt of its own, failed, with a later next attempt.
+    let failed = only_email(&app, &author.id, EmailKind::Comment).await;
+    assert_eq!(failed.status, OutboxStatus::Failed);
+    let next = failed.next_attempt_at_ms.expect("a next attempt time");
+    let wait = next - model::clock::unix_now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64 + 50)).await;
+    }
+    let swept = app.run_sweep().await;
+    assert_eq!(swept.sent, 1, "{swept:?}");
+    assert_eq!(app.run_sweep().await.sent, 0);
+    let comments: Vec<_> = app
+        .mailbox_of(&author.email)
+        .await
+        .into_iter()
+        .filter(|e| e.subject == "New comment on your post")
+        .collect();
+    assert_eq!(comments.len(), 1, "exactly once: {comments:?}");
+    assert!(comments[0].body.contains(&post), "{}", comments[0].body);
 }
 
 #[tokio::test]
