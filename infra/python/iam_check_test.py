@@ -64,17 +64,20 @@ class Verdicts(unittest.TestCase):
 
     def test_the_sender_condition_is_evaluated(self):
         identity = "arn:aws:ses:us-east-1:123456789012:identity/no-reply@social.test"
-        good = call("AuthFunction", "ses:SendEmail", identity, **{"ses:FromAddress": "no-reply@social.test"})
-        forged = call("AuthFunction", "ses:SendEmail", identity, **{"ses:FromAddress": "ceo@social.test"})
+        # The stream function sends the outbox; no other function may send.
+        good = call("StreamFunction", "ses:SendEmail", identity, **{"ses:FromAddress": "no-reply@social.test"})
+        forged = call("StreamFunction", "ses:SendEmail", identity, **{"ses:FromAddress": "ceo@social.test"})
         self.assertEqual(self.refused(good), [])
-        self.assertEqual(self.refused(forged), [("AuthFunction", "ses:SendEmail")])
+        self.assertEqual(self.refused(forged), [("StreamFunction", "ses:SendEmail")])
+        auth = call("AuthFunction", "ses:SendEmail", identity, **{"ses:FromAddress": "no-reply@social.test"})
+        self.assertEqual(self.refused(auth), [("AuthFunction", "ses:SendEmail")])
 
     def test_a_dot_in_a_granted_arn_is_a_dot(self):
         lookalike = "arn:aws:ses:us-east-1:123456789012:identity/no-reply@socialXtest"
         sender = {"ses:FromAddress": "no-reply@social.test"}
         self.assertEqual(
-            self.refused(call("AuthFunction", "ses:SendEmail", lookalike, **sender)),
-            [("AuthFunction", "ses:SendEmail")],
+            self.refused(call("StreamFunction", "ses:SendEmail", lookalike, **sender)),
+            [("StreamFunction", "ses:SendEmail")],
         )
 
     def test_not_resource_is_refused_rather_than_misjudged(self):

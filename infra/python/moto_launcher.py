@@ -36,6 +36,12 @@ whose sockets are gone after a restart; infra/src/dev_state.rs derives
 them from the app's key formats, which this file does not know). The
 directory is locked while the launcher runs, and `--reset-state DIR`
 (`make reset`) deletes it only when no launcher holds it.
+
+`/_local/faults/ses/send-email` (`SesSendFaults`) makes SES v2 SendEmail
+answer a chosen AWS error until the fault is lifted, for every recipient or
+only for one address, so a test of the email outbox's retries (or `make dev`
+by hand) sees what SES does when it throttles, pauses the account or refuses
+a recipient. It is local only: nothing of it reaches an AWS API.
 """
 
 import argparse
@@ -44,6 +50,7 @@ import copy
 import datetime
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -494,6 +501,136 @@ class LocalState:
             print(f"saving the state failed: {err}", file=sys.stderr, flush=True)
 
 
+# The HTTP status SES v2 answers each error code with; a fault may name
+# another.
+SES_ERROR_STATUS = {
+    "TooManyRequestsException": 429,
+    "LimitExceededException": 400,
+    "MessageRejected": 400,
+    "MailFromDomainNotVerifiedException": 400,
+    "AccountSuspendedException": 400,
+    "SendingPausedException": 400,
+    "BadRequestException": 400,
+    "NotFoundException": 404,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+}
+SES_SEND_PATH = "/v2/email/outbound-emails"
+FAULTS_PATH = "/_local/faults/ses/send-email"
+
+
+class SesSendFaults:
+    """WSGI middleware: while a fault is set, SES v2 SendEmail to its
+    recipient (any recipient when it names none) answers the fault's AWS
+    error, as SES's restJson protocol does (the code in `x-amzn-ErrorType`
+    and in the body), and moto never sees the request, so nothing lands in
+    its sent mailbox.
+
+    `POST /_local/faults/ses/send-email` with `{"code": "...", "to": "a@b",
+    "status": 429, "message": "..."}` (only `code` required) sets one, the
+    later replacing an earlier one for the same recipient; `DELETE` with
+    `{"to": "a@b"}` lifts that one, with `{}` every one; `GET` lists them
+    with how many sends each refused. As with the state endpoints, POST and
+    DELETE need a JSON body, which a web page cannot send without a
+    preflight (answered 405 here)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        # recipient ("" for every one) -> {"code", "status", "message", "refused"}
+        self.faults: dict[str, dict] = {}
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == FAULTS_PATH:
+            status, body = self.handle(environ)
+            return respond(start_response, status, body)
+        if path == SES_SEND_PATH and environ.get("REQUEST_METHOD") == "POST" and self.faults:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            fault = self.fault_for(recipients(raw))
+            if fault is not None:
+                payload = json.dumps({"__type": fault["code"], "message": fault["message"]}).encode()
+                start_response(
+                    f"{fault['status']} {fault['code']}",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("x-amzn-ErrorType", fault["code"]),
+                        ("Content-Length", str(len(payload))),
+                    ],
+                )
+                return [payload]
+        return self.app(environ, start_response)
+
+    def fault_for(self, addresses: list[str]):
+        with self.lock:
+            for address in addresses:
+                if address in self.faults:
+                    fault = self.faults[address]
+                    break
+            else:
+                fault = self.faults.get("")
+            if fault is not None:
+                fault["refused"] += 1
+            return fault
+
+    def handle(self, environ):
+        method = environ.get("REQUEST_METHOD")
+        if method == "GET":
+            with self.lock:
+                return "200 OK", {"faults": [{"to": to or None, **fault} for to, fault in self.faults.items()]}
+        if method not in ("POST", "DELETE"):
+            return "405 Method Not Allowed", {"message": "GET, POST or DELETE"}
+        if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
+            return "415 Unsupported Media Type", {"message": "send a JSON body"}
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+        except ValueError as err:
+            return "400 Bad Request", {"message": f"not a JSON object: {err}"}
+        to = request.get("to") or ""
+        if not isinstance(to, str):
+            return "400 Bad Request", {"message": "to must be an email address"}
+        with self.lock:
+            if method == "DELETE":
+                lifted = [to] if to else list(self.faults)
+                for key in lifted:
+                    self.faults.pop(key, None)
+                return "200 OK", {"lifted": len(lifted)}
+            code = request.get("code")
+            if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]+", code):
+                return "400 Bad Request", {"message": "code must be an AWS error code such as TooManyRequestsException"}
+            status = request.get("status", SES_ERROR_STATUS.get(code, 400))
+            if not isinstance(status, int) or not 400 <= status <= 599:
+                return "400 Bad Request", {"message": "status must be an HTTP error status"}
+            message = request.get("message") or f"{code} (a fault set through {FAULTS_PATH})"
+            self.faults[to] = {"code": code, "status": status, "message": str(message), "refused": 0}
+            return "200 OK", {"to": to or None, "code": code, "status": status}
+
+
+def recipients(raw: bytes) -> list[str]:
+    """The destinations of an SES v2 SendEmail body."""
+    try:
+        destination = json.loads(raw or b"{}").get("Destination") or {}
+    except (ValueError, AttributeError):
+        return []
+    return [
+        address
+        for field in ("ToAddresses", "CcAddresses", "BccAddresses")
+        for address in destination.get(field) or []
+        if isinstance(address, str)
+    ]
+
+
+def respond(start_response, status: str, body: dict):
+    payload = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
 class LocalStateEndpoints:
     """WSGI middleware: POST /_local/state/load and /_local/state/save with
     a JSON body (`{"skipKeyPrefixes": [...]}` for load; the prefixes apply
@@ -511,9 +648,7 @@ class LocalStateEndpoints:
         if not path.startswith("/_local/"):
             return self.app(environ, start_response)
         status, body = self.handle(environ, path)
-        payload = json.dumps(body).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-        return [payload]
+        return respond(start_response, status, body)
 
     def handle(self, environ, path):
         if path not in ("/_local/state/load", "/_local/state/save"):
@@ -570,7 +705,7 @@ def main() -> None:
         state = LocalState(args.state_dir, serialised.lock) if args.state_dir else None
     except StateError as err:
         sys.exit(str(err))
-    app = LocalStateEndpoints(serialised, state)
+    app = SesSendFaults(LocalStateEndpoints(serialised, state))
     # 127.0.0.1 unless MOTO_HOST says otherwise: `sam local` runs the
     # functions in containers, which reach the host only on an address
     # other than loopback (docs/LOCALSTACK_AND_SAM_LOCAL.md). Anyone who can

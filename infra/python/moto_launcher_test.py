@@ -366,5 +366,63 @@ class SavedState(unittest.TestCase):
         self.assertEqual(without.post("/_local/state/load", json={}).status_code, 404)
 
 
+class SesFaults(unittest.TestCase):
+    """The fault endpoint: a set fault refuses the sends it names, with the
+    error SES would give, and nothing reaches moto until it is lifted."""
+
+    def setUp(self):
+        self.reached = []
+
+        def moto(environ, start_response):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            self.reached.append(environ["wsgi.input"].read(length))
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"MessageId": "m"}']
+
+        self.client = Client(moto_launcher.SesSendFaults(moto))
+
+    def send(self, to):
+        body = {"FromEmailAddress": "f@x.test", "Destination": {"ToAddresses": [to]}, "Content": {}}
+        return self.client.post("/v2/email/outbound-emails", json=body)
+
+    def test_a_fault_refuses_its_recipient_until_lifted(self):
+        path = moto_launcher.FAULTS_PATH
+        set_ = self.client.post(path, json={"code": "TooManyRequestsException", "to": "a@x.test"})
+        self.assertEqual(set_.status_code, 200)
+        refused = self.send("a@x.test")
+        self.assertEqual(refused.status_code, 429)
+        self.assertEqual(refused.headers["x-amzn-ErrorType"], "TooManyRequestsException")
+        self.assertEqual(refused.get_json()["__type"], "TooManyRequestsException")
+        # Another recipient is not concerned, and its body reaches moto whole.
+        self.assertEqual(self.send("b@x.test").status_code, 200)
+        self.assertEqual(len(self.reached), 1)
+        self.assertIn(b"b@x.test", self.reached[0])
+        listed = self.client.get(path).get_json()["faults"]
+        self.assertEqual([(f["to"], f["refused"]) for f in listed], [("a@x.test", 1)])
+        self.assertEqual(self.client.delete(path, json={"to": "a@x.test"}).get_json(), {"lifted": 1})
+        self.assertEqual(self.send("a@x.test").status_code, 200)
+        self.assertEqual(len(self.reached), 2)
+
+    def test_a_fault_without_recipient_refuses_every_send_with_its_status(self):
+        path = moto_launcher.FAULTS_PATH
+        self.client.post(path, json={"code": "MessageRejected"})
+        self.assertEqual(self.send("a@x.test").status_code, 400)
+        self.client.post(path, json={"code": "ServiceUnavailable", "status": 503})
+        self.assertEqual(self.send("b@x.test").status_code, 503)
+        self.assertEqual(self.client.delete(path, json={}).get_json(), {"lifted": 1})
+        self.assertEqual(self.send("b@x.test").status_code, 200)
+        self.assertEqual(self.reached and len(self.reached), 1)
+
+    def test_the_endpoint_takes_json_and_valid_faults_only(self):
+        path = moto_launcher.FAULTS_PATH
+        self.assertEqual(self.client.options(path).status_code, 405)
+        self.assertEqual(self.client.post(path, data="{}", content_type="text/plain").status_code, 415)
+        self.assertEqual(self.client.post(path, json={}).status_code, 400)
+        self.assertEqual(self.client.post(path, json={"code": "a b"}).status_code, 400)
+        self.assertEqual(self.client.post(path, json={"code": "X", "status": 200}).status_code, 400)
+        self.assertEqual(self.client.post(path, json={"code": "X", "to": 3}).status_code, 400)
+        self.assertEqual(self.client.get(path).get_json(), {"faults": []})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -22,8 +22,10 @@ use crate::template::Template;
 
 /// The websocket function as its Lambda runs it.
 pub type WebSocketService = EventService<ApiGatewayWebsocketProxyRequest, ApiGatewayProxyResponse>;
-/// The stream worker as its Lambda runs it.
+/// The stream worker as the table's stream invokes it.
 pub type StreamService = EventService<Event, DynamoDbEventResponse>;
+/// The same worker as the outbox sweep's schedule invokes it.
+pub type SweepService = EventService<stream::ScheduledEvent, stream::Tally>;
 
 type Build<T> = fn(&dyn Source, &SdkConfig) -> Result<T, ConfigError>;
 
@@ -37,8 +39,8 @@ pub enum Kind {
     },
     /// Behind the WebSocket API.
     WebSocket(Build<WebSocketService>),
-    /// Fed by the table's stream.
-    Stream(Build<StreamService>),
+    /// Fed by the table's stream, and run on the outbox sweep's schedule.
+    Stream(Build<stream::StreamWorker>),
 }
 
 /// One function of the template.
@@ -99,6 +101,8 @@ pub struct Functions {
     pub rest: HashMap<String, HttpService>,
     pub websocket: WebSocketService,
     pub stream: StreamService,
+    /// The stream function's scheduled entry point (the outbox sweep).
+    pub sweep: SweepService,
 }
 
 /// Why the functions could not all be built.
@@ -184,13 +188,18 @@ pub fn build_with(
                 );
             }
             Kind::WebSocket(build) => websocket = Some(build(source, sdk).map_err(named)?),
-            Kind::Stream(build) => stream = Some(build(source, sdk).map_err(named)?),
+            Kind::Stream(build) => {
+                let worker = build(source, sdk).map_err(named)?;
+                stream = Some((worker.records, worker.sweep));
+            }
         }
     }
+    let (stream, sweep) = stream.ok_or(BuildError::Missing("stream function"))?;
     Ok(Functions {
         rest,
         websocket: websocket.ok_or(BuildError::Missing("WebSocket function"))?,
-        stream: stream.ok_or(BuildError::Missing("stream function"))?,
+        stream,
+        sweep,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod functions;
 pub mod migrate;
 pub mod provision;
 pub mod rest;
+pub mod schedule;
 pub mod streams;
 mod sync;
 pub mod template;

@@ -102,6 +102,50 @@ pub struct Template {
     pub ws_routes: Vec<String>,
     /// Every `Type: DynamoDB` event: a stream feeding a function.
     pub stream_events: Vec<StreamEvent>,
+    /// Every `Type: Schedule` event: EventBridge invoking a function at a
+    /// fixed rate.
+    pub schedule_events: Vec<ScheduleEvent>,
+}
+
+/// A `Type: Schedule` event of a function, with its `rate(...)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEvent {
+    pub function: String,
+    /// Its key under `Events`.
+    pub name: String,
+    pub every: std::time::Duration,
+}
+
+/// EventBridge's `rate(value unit)`: a positive whole `value` of minutes,
+/// hours or days (singular for 1, as EventBridge insists). A `cron(...)`
+/// schedule is not emulated locally, so it stops the template loading
+/// rather than never firing.
+pub fn parse_rate(expression: &str) -> Result<std::time::Duration, String> {
+    let inner = expression
+        .trim()
+        .strip_prefix("rate(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .ok_or_else(|| format!("{expression:?}: only rate(...) schedules are emulated"))?;
+    let (value, unit) = inner
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| format!("{expression:?}: expected rate(<value> <unit>)"))?;
+    let value: u64 = value
+        .parse()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{expression:?}: the value must be a positive whole number"))?;
+    let unit_secs = match (value, unit.trim()) {
+        (1, "minute") | (2.., "minutes") => 60,
+        (1, "hour") | (2.., "hours") => 3600,
+        (1, "day") | (2.., "days") => 86_400,
+        _ => {
+            return Err(format!(
+                "{expression:?}: the unit must be minute(s), hour(s) or day(s), singular for 1"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(value * unit_secs))
 }
 
 /// A `Type: DynamoDB` event of a function, with the `FilterCriteria` its
@@ -240,6 +284,7 @@ impl Template {
             functions: Vec::new(),
             ws_routes: Vec::new(),
             stream_events: Vec::new(),
+            schedule_events: Vec::new(),
         };
         for (id, resource) in resources {
             let (Some(id), Some(resource)) = (id.as_str(), resource.as_mapping()) else {
@@ -308,6 +353,21 @@ impl Template {
                     function: id.to_owned(),
                     name: name.to_owned(),
                     filters,
+                });
+                continue;
+            }
+            if str_of(event, "Type") == Some("Schedule") {
+                let schedule = map_of(event, "Properties")
+                    .and_then(|p| str_of(p, "Schedule"))
+                    .ok_or_else(|| {
+                        TemplateError::Shape(format!("{id}.Events.{name}: no Schedule"))
+                    })?;
+                let every = parse_rate(schedule)
+                    .map_err(|e| TemplateError::Shape(format!("{id}.Events.{name}: {e}")))?;
+                self.schedule_events.push(ScheduleEvent {
+                    function: id.to_owned(),
+                    name: name.to_owned(),
+                    every,
                 });
                 continue;
             }
@@ -533,6 +593,45 @@ mod tests {
 
     fn repo_template_text() -> String {
         std::fs::read_to_string(REPO_TEMPLATE).unwrap()
+    }
+
+    #[test]
+    fn the_outbox_sweep_is_scheduled_on_the_stream_function() {
+        let template = repo_template();
+        assert_eq!(
+            template.schedule_events,
+            [ScheduleEvent {
+                function: crate::functions::stream_logical_id().to_owned(),
+                name: "OutboxSweep".into(),
+                every: std::time::Duration::from_secs(300),
+            }]
+        );
+    }
+
+    #[test]
+    fn rates_parse_as_eventbridge_writes_them() {
+        assert_eq!(
+            parse_rate("rate(1 minute)"),
+            Ok(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_rate("rate(2 hours)"),
+            Ok(std::time::Duration::from_secs(7200))
+        );
+        assert_eq!(
+            parse_rate("rate(1 day)"),
+            Ok(std::time::Duration::from_secs(86_400))
+        );
+        for refused in [
+            "rate(1 minutes)",
+            "rate(5 minute)",
+            "rate(0 minutes)",
+            "rate(5 seconds)",
+            "cron(0 12 * * ? *)",
+            "rate(5)",
+        ] {
+            assert!(parse_rate(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod lifecycle;
 mod migrate;
 mod notifications;
 mod openapi;
+mod outbox;
 mod posts;
 mod realtime;
 mod refused;

@@ -262,7 +262,8 @@ async fn a_notification_is_not_pushed_to_a_closed_session() {
 #[tokio::test]
 async fn a_connection_is_recorded_only_while_its_session_lives() {
     use model::{
-        domain::{SessionId, UserId},
+        domain::{Email, SessionId, UserId},
+        outbox::{EmailKind, OutboxItem},
         sessions::Accounts,
         users::Users,
     };
@@ -296,13 +297,19 @@ async fn a_connection_is_recorded_only_while_its_session_lives() {
     assert!(err.is(model::Condition::SessionEnded), "{err:?}");
 
     // Every session was cut (a reset) after the handshake's read: refused.
+    let token =
+        model::sessions::TokenItem::new("t", model::sessions::TokenKind::Reset, &user_id, 60);
+    let email = Email::parse("email", session.email.clone()).unwrap();
+    let reset_email = OutboxItem::with_token(
+        EmailKind::PasswordReset,
+        &email,
+        &token,
+        "Reset",
+        "t".into(),
+    );
+    table.request_reset(&token, &reset_email).await.unwrap();
     table
-        .set_password(
-            &model::sessions::TokenItem::new("t", model::sessions::TokenKind::Reset, &user_id, 60),
-            "hash",
-            model::clock::unix_now_ms() + 1,
-            "now",
-        )
+        .set_password(&token, "hash", model::clock::unix_now_ms() + 1, "now")
         .await
         .unwrap();
     let err = table

@@ -6,8 +6,9 @@
 //! a right login, refresh, an authenticated GET (`Authorization: Bearer`)
 //! of each REST function, forgot-password and reset-password (the tokens
 //! travel in emails), a WebSocket `$connect?token=`, logout; and register
-//! and forgot-password once more through an auth function whose emails SES
-//! refuses, so that the failed send is logged. Then all they printed,
+//! and forgot-password once more, whose emails the stream function (run the
+//! same way, on its sweep's scheduled event) sends from an address SES
+//! refuses, so that the failed sends are logged. Then all they printed,
 //! standard output and error, is searched for every password, token and
 //! one-time token they were given, for anything shaped like a JWT, and for
 //! the `token=` of an email's link.
@@ -68,6 +69,7 @@ async fn serve(function: &str) -> Result<(), lambda_runtime::Error> {
         "auth" => lambda_http::run(auth::build(&ProcessEnv, &sdk)?).await,
         "users" => lambda_http::run(users::build(&ProcessEnv, &sdk)?).await,
         "websocket" => lambda_runtime::run(websocket::build(&ProcessEnv, &sdk)?).await,
+        "stream" => lambda_runtime::run(stream::build(&ProcessEnv, &sdk)?.lambda()).await,
         other => Err(format!("no function {other:?} in this test").into()),
     }
 }
@@ -152,6 +154,15 @@ impl Function {
         (status, body)
     }
 
+    /// Invokes with an event that is no HTTP request; whether it succeeded.
+    async fn invoke(&self, event: Value) -> bool {
+        self.api
+            .invoke(event.to_string(), PATIENCE)
+            .await
+            .unwrap_or_else(|err| panic!("{}: {err}\n{}", self.label, self.output()))
+            .succeeded
+    }
+
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         self.call(rest_event("POST", path, path, token, Some(&body)))
             .await
@@ -210,18 +221,21 @@ async fn no_secret_is_logged_at_trace() {
             "http://127.0.0.1:9/local".to_owned(),
         ),
     ];
-    // The same function, mailing from an address SES does not know.
-    let mut refused = env.clone();
+    // The stream function, mailing from an address SES does not know, and
+    // taking every pending email at once.
+    let mut refused = env.to_vec();
     for (name, value) in &mut refused {
         if *name == "EMAIL_FROM" {
             *value = "unverified@elsewhere.test".to_owned();
         }
     }
+    refused.push(("OUTBOX_PENDING_GRACE_SECS", "0".to_owned()));
+    refused.push(("EMAIL_RETRY_BASE_MS", "10".to_owned()));
     let (auth, users, websocket, unmailed) = tokio::join!(
         Function::start("auth", "auth", &env, &dir),
         Function::start("users", "users", &env, &dir),
         Function::start("websocket", "websocket", &env, &dir),
-        Function::start("auth", "auth-refused-mail", &refused, &dir),
+        Function::start("stream", "stream-refused-mail", &refused, &dir),
     );
 
     let mut secrets = Secrets::default();
@@ -339,7 +353,7 @@ async fn no_secret_is_logged_at_trace() {
     let other = format!("logs-other-{}@example.com", run.to_ascii_lowercase());
     let other_password = format!("other-Pass-{run}-4");
     secrets.add("unmailed user's password", &other_password);
-    let (status, body) = unmailed
+    let (status, body) = auth
         .post(
             "/api/v1/auth/register",
             None,
@@ -348,7 +362,7 @@ async fn no_secret_is_logged_at_trace() {
         .await;
     assert_eq!(status, 201, "register, its email refused: {body}");
     secrets.add_pair("unmailed register", &body["data"]);
-    let (status, body) = unmailed
+    let (status, body) = auth
         .post(
             "/api/v1/auth/forgot-password",
             None,
@@ -356,6 +370,18 @@ async fn no_secret_is_logged_at_trace() {
         )
         .await;
     assert_eq!(status, 200, "forgot-password, its email refused: {body}");
+    let sweep = json!({
+        "version": "0",
+        "id": ulid::Ulid::new().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/OutboxSweep"],
+        "detail": {}
+    });
+    assert!(unmailed.invoke(sweep).await, "the sweep ran");
     assert!(
         unmailed.output().matches("email not sent").count() >= 2,
         "the refused emails were logged:\n{}",
@@ -368,17 +394,17 @@ async fn no_secret_is_logged_at_trace() {
         // The search means something only if the functions did log, at
         // the level asked for: the request lines, and the debug line that
         // marks each request's start.
-        let completed = if function.label == "websocket" {
-            "ws event completed"
-        } else {
-            "request completed"
+        let completed = match function.label {
+            "websocket" => "ws event completed",
+            "stream-refused-mail" => "outbox swept",
+            _ => "request completed",
         };
         assert!(
             output.contains(completed),
             "{} logged no {completed:?}:\n{output}",
             function.label
         );
-        if function.label != "websocket" {
+        if !["websocket", "stream-refused-mail"].contains(&function.label) {
             assert!(
                 output.contains(r#""level":"DEBUG""#) && output.contains("request started"),
                 "{} logged nothing below info: was LOG_LEVEL=trace applied?\n{output}",

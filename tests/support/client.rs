@@ -121,8 +121,24 @@ impl TestApp {
             .token()
     }
 
-    /// Emails the emulator accepted for `to`, oldest first.
+    /// Emails the emulator accepted for `to`, oldest first, once the
+    /// outbox's due emails are sent: the sweep runs first, as the schedule
+    /// would (with or without the stream poller, each email goes once).
     pub async fn emails_to(&self, to: &str) -> Vec<SentEmail> {
+        self.run_sweep().await;
+        self.mailbox_of(to).await
+    }
+
+    /// One run of the outbox sweep, as the schedule runs it.
+    pub async fn run_sweep(&self) -> stream::Tally {
+        infra::schedule::run_once(&self.sweep, "us-east-1", "OutboxSweep")
+            .await
+            .expect("the sweep runs")
+    }
+
+    /// What the emulator accepted for `to` so far, oldest first: nothing
+    /// is sent first.
+    pub async fn mailbox_of(&self, to: &str) -> Vec<SentEmail> {
         let data = self.moto_data().await;
         data["ses"]["Message"]
             .as_array()

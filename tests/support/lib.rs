@@ -135,6 +135,9 @@ pub struct TestApp {
     /// The stream worker, for tests that hand it records themselves: those
     /// of changes moto never makes, such as a TTL deletion.
     pub stream: functions::StreamService,
+    /// The stream function's scheduled entry point, the outbox sweep, for
+    /// tests to run when they choose (no test app runs the schedule).
+    pub sweep: functions::SweepService,
     /// Every AWS call the functions made, by function (and route).
     pub calls: Arc<CallRecorder>,
     client: reqwest::Client,
@@ -170,6 +173,9 @@ fn test_environment(overrides: &[(&str, &str)]) -> HashMap<String, String> {
         ),
         ("EMAIL_FROM", EMAIL_FROM.to_owned()),
         ("APP_URL", "http://app.test".to_owned()),
+        // The sweep takes a new email at once, so a test without the stream
+        // poller gets its emails by running it (`TestApp::emails_to`).
+        ("OUTBOX_PENDING_GRACE_SECS", "0".to_owned()),
         // As under `make dev`: /docs loads its renderer from the gateway,
         // so it renders without internet.
         ("DOCS_ASSETS_URL", infra::cdn::LOCAL_CDN_PATH.to_owned()),
@@ -273,6 +279,7 @@ impl TestApp {
         );
         tokio::spawn(ws::serve(ws_listener, ws_gateway));
         let stream = built.stream.clone();
+        let sweep = built.sweep.clone();
         let poller = if streams {
             Some(
                 // Lambda reads the stream with the function's own role.
@@ -298,6 +305,7 @@ impl TestApp {
             dynamodb: clients.dynamodb,
             s3: clients.s3,
             stream,
+            sweep,
             calls: recorder,
             client: reqwest::Client::new(),
             _poller: AbortOnDrop(poller),

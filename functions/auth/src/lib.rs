@@ -17,7 +17,7 @@ use model::Table;
 use platform::{
     auth::ApiState,
     config::{ConfigError, Source, positive_secs_or},
-    email::{EmailConfig, Mailer},
+    email::EmailConfig,
     function::ApiFunction,
     http::HttpService,
     ratelimit::{RateLimitConfig, RateLimiter},
@@ -58,7 +58,9 @@ impl AuthConfig {
 pub struct Deps {
     table: Table,
     limiter: RateLimiter,
-    mailer: Mailer,
+    /// Where the links of the verification and reset emails lead; the
+    /// emails themselves are outbox items the stream worker sends.
+    app_url: String,
     limits: RateLimitConfig,
     verify_token_ttl: Duration,
     reset_token_ttl: Duration,
@@ -77,7 +79,7 @@ pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<HttpService, Config
         function.authenticator.clone(),
         Deps {
             limiter: RateLimiter::new(table.clone()),
-            mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), config.email.clone()),
+            app_url: config.email.app_url.clone(),
             table,
             limits: config.limits,
             verify_token_ttl: config.verify_token_ttl,

@@ -5,6 +5,7 @@ use model::{
     Condition,
     clock::{now_rfc3339, unix_now_ms},
     domain::{Email, FieldErrors, Name, Password, Role, SessionId, UserId, UserStatus, length},
+    outbox::{EmailKind, OutboxItem},
     sessions::{Accounts, SessionItem, SessionOrigin, TokenItem, TokenKind, hash_secret},
     users::{EmailItem, UserItem, UserResponse, Users},
 };
@@ -12,7 +13,6 @@ use platform::{
     ApiResponse, AppError, FieldCode, FieldError,
     admission::Admission,
     auth::AuthUser,
-    email::OutgoingEmail,
     extract::{Json, ParseBody},
     http::ClientInfo,
     jwt::TokenType,
@@ -175,21 +175,24 @@ pub async fn register(
         &id,
         state.verify_token_ttl.as_secs(),
     );
-    state.table.register(&user, &session, &token_item).await?;
-
     let hours = state.verify_token_ttl.as_secs().div_ceil(3600);
+    // The email is written with the account: no account without its email,
+    // and no email (nor token) for a register that did not commit.
+    let email = OutboxItem::with_token(
+        EmailKind::Verification,
+        &user.email,
+        &token_item,
+        "Verify your email address",
+        format!(
+            "Hi {name},\n\nWelcome! Confirm your email address by opening this link:\n\n{url}/verify-email?token={verify_token}\n\nor by sending this token to POST /api/v1/auth/verify-email:\n\ntoken={verify_token}\n\nThe link works for {hours} hours.\n",
+            name = user.name,
+            url = state.app_url,
+        ),
+    );
     state
-        .mailer
-        .send_or_log(&OutgoingEmail {
-            to: user.email.to_string(),
-            subject: "Verify your email address".into(),
-            text: format!(
-                "Hi {name},\n\nWelcome! Confirm your email address by opening this link:\n\n{url}/verify-email?token={verify_token}\n\nor by sending this token to POST /api/v1/auth/verify-email:\n\ntoken={verify_token}\n\nThe link works for {hours} hours.\n",
-                name = user.name,
-                url = state.mailer.app_url(),
-            ),
-        })
-        .await;
+        .table
+        .register(&user, &session, &token_item, &email)
+        .await?;
     tracing::info!(userId = %user.id, "user registered");
     Ok(ApiResponse::created(
         "User registered successfully",
@@ -524,15 +527,16 @@ pub async fn verify_email(
     admission: Admission,
     Json(body): Json<OneTimeToken>,
 ) -> Result<ApiResponse<()>, AppError> {
-    admission.granted().await?;
-    let token = state
-        .table
-        .consume_token(&body.token, TokenKind::Verify)
+    // Read with the rate limit's hit, then used in one transaction on the
+    // condition that it is still there: the user's id is in the token, so
+    // nothing is written blind.
+    let token = admission
+        .alongside(async { Ok(state.table.token(&body.token, TokenKind::Verify).await?) })
         .await?
         .ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
     state
         .table
-        .mark_email_verified(&token.user_id, &now_rfc3339())
+        .verify_email(&token, &now_rfc3339())
         .await
         .map_err(invalid_token_if_user_gone)?;
     Ok(ApiResponse::message("Email verified successfully"))
@@ -585,37 +589,37 @@ pub async fn forgot_password(
     admitted?;
     per_ip?;
     per_email?;
-    let user = match claim? {
-        Some(id) => state.table.user(&id).await?,
-        None => None,
-    };
-    let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+    let Some(user_id) = claim? else {
         return Ok(ApiResponse::message(FORGOT_MESSAGE));
     };
+    // The user is not read: the transaction writes the token and its email
+    // only while the account is active, and a refusal answers as an
+    // unknown address does. The address is the claim's own (an account's
+    // email never changes), so the email needs nothing the user holds.
     let token = new_token();
-    state
-        .table
-        .put_token(&TokenItem::new(
-            &token,
-            TokenKind::Reset,
-            &user.id,
-            state.reset_token_ttl.as_secs(),
-        ))
-        .await?;
+    let token_item = TokenItem::new(
+        &token,
+        TokenKind::Reset,
+        &user_id,
+        state.reset_token_ttl.as_secs(),
+    )
+    .sent_to(&body.email);
     let minutes = state.reset_token_ttl.as_secs().div_ceil(60);
-    state
-        .mailer
-        .send_or_log(&OutgoingEmail {
-            to: user.email.to_string(),
-            subject: "Reset your password".into(),
-            text: format!(
-                "Hi {name},\n\nSomeone asked to reset the password of this account. If it was you, open:\n\n{url}/reset-password?token={token}\n\nor send this token with your new password to POST /api/v1/auth/reset-password:\n\ntoken={token}\n\nThe link works once, for {minutes} minutes. If it was not you, ignore this email.\n",
-                name = user.name,
-                url = state.mailer.app_url(),
-            ),
-        })
-        .await;
-    Ok(ApiResponse::message(FORGOT_MESSAGE))
+    let email = OutboxItem::with_token(
+        EmailKind::PasswordReset,
+        &body.email,
+        &token_item,
+        "Reset your password",
+        format!(
+            "Hello,\n\nSomeone asked to reset the password of this account. If it was you, open:\n\n{url}/reset-password?token={token}\n\nor send this token with your new password to POST /api/v1/auth/reset-password:\n\ntoken={token}\n\nThe link works once, for {minutes} minutes. If it was not you, ignore this email.\n",
+            url = state.app_url,
+        ),
+    );
+    match state.table.request_reset(&token_item, &email).await {
+        Ok(()) => Ok(ApiResponse::message(FORGOT_MESSAGE)),
+        Err(err) if err.is(Condition::UserGone) => Ok(ApiResponse::message(FORGOT_MESSAGE)),
+        Err(err) => Err(err.into()),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -653,10 +657,10 @@ pub async fn reset_password(
     admission: Admission,
     Json(body): Json<Reset>,
 ) -> Result<ApiResponse<()>, AppError> {
-    admission.granted().await?;
-    let token = state
-        .table
-        .consume_token(&body.token, TokenKind::Reset)
+    // The token is read with the rate limit's hit and before the password
+    // is hashed: a made-up token costs a read, not an argon2id run.
+    let token = admission
+        .alongside(async { Ok(state.table.token(&body.token, TokenKind::Reset).await?) })
         .await?
         .ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
     let password_hash = password::hash(body.password.into_inner()).await?;

@@ -1,8 +1,10 @@
-//! The DynamoDB Streams worker (docs/API.md §7 and §8). For each change of
-//! the table it cares about (`Entity::STREAMED_INSERTS` and
-//! `Entity::STREAMED_REMOVES`, which the template's filters let through):
-//! - a new notification: pushed to every live connection of its recipient,
-//!   and for a `comment` to a verified address, emailed;
+//! The DynamoDB Streams worker (docs/API.md §7 and §8), which also sends
+//! the email outbox. For each change of the table it cares about
+//! (`Entity::STREAMED_INSERTS` and `Entity::STREAMED_REMOVES`, which the
+//! template's filters let through):
+//! - a new notification: pushed to every live connection of its recipient;
+//! - a new outbox email: sent (`outbox`), after the batch's other work and
+//!   never failing its record, so no email makes a push happen twice;
 //! - a presence change: fresh `dashboard.stats` to every subscriber (once
 //!   per batch, however many connections came or went);
 //! - a removed post: its comments are deleted, which is how deleting a post
@@ -21,8 +23,12 @@
 //! it are not. Retries are bounded in template.yaml, after which the batch
 //! goes to the on-failure queue, so a poison record never blocks the shard.
 //! Delivery is at least once: a retried notification may be pushed twice.
+//!
+//! The same function also runs on a schedule (template.yaml's
+//! `OutboxSweep`): each run sends the outbox emails still due, the failed
+//! ones whose next attempt came and any the stream never finished.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::{
@@ -32,18 +38,18 @@ use aws_lambda_events::{
 use model::{
     Table,
     connections::Connections,
-    domain::{PostId, UserStatus},
+    domain::PostId,
     keys::{ENTITY, Entity},
-    notifications::{NotificationItem, NotificationType},
+    notifications::NotificationItem,
+    outbox::OutboxItem,
     posts::Posts,
     uploads::{UploadItem, UploadStatus, Uploads},
-    users::Users,
 };
 use platform::{
     AppError,
     aws::s3_client,
     config::{ConfigError, Source, StorageConfig},
-    email::{EmailConfig, Mailer, OutgoingEmail},
+    email::{EmailConfig, Mailer},
     error::ErrorChain,
     lambda::{EventService, event_service},
     realtime::{OutgoingFrame, Realtime, RealtimeConfig},
@@ -51,46 +57,128 @@ use platform::{
 use serde_dynamo::AttributeValue;
 use tracing::Instrument;
 
+pub mod outbox;
 pub mod sessions;
+
+pub use outbox::{ScheduledEvent, Tally};
 
 /// What the worker needs, built once per cold start.
 #[derive(Debug)]
 struct StreamState {
     table: Table,
     realtime: Realtime,
-    mailer: Mailer,
+    sender: outbox::Sender,
     /// The uploads bucket, for the objects of abandoned uploads.
     s3: aws_sdk_s3::Client,
     bucket: String,
 }
 
+/// The worker's two entry points, built on one state: the table's stream,
+/// and the outbox sweep's schedule.
+pub struct StreamWorker {
+    pub records: EventService<Event, DynamoDbEventResponse>,
+    pub sweep: EventService<ScheduledEvent, Tally>,
+}
+
 /// The worker, ready to serve: configuration from `source`, clients from
-/// `sdk`. Its `main`, the local stream poller and the tests all build it
-/// here.
-pub fn build(
-    source: &dyn Source,
-    sdk: &SdkConfig,
-) -> Result<EventService<Event, DynamoDbEventResponse>, ConfigError> {
+/// `sdk`. Its `main`, the local stream poller and scheduler and the tests
+/// all build it here.
+pub fn build(source: &dyn Source, sdk: &SdkConfig) -> Result<StreamWorker, ConfigError> {
     let storage = StorageConfig::from_source(source)?;
     let email = EmailConfig::from_source(source)?;
     let realtime = RealtimeConfig::from_source(source)?;
+    let outbox = outbox::OutboxConfig::from_source(source)?;
     let table = Table::new(
         aws_sdk_dynamodb::Client::new(sdk),
         storage.table_name.clone(),
     );
     let state = Arc::new(StreamState {
         realtime: Realtime::new(table.clone(), realtime.client(sdk)),
-        mailer: Mailer::new(aws_sdk_sesv2::Client::new(sdk), email),
+        sender: outbox::Sender {
+            table: table.clone(),
+            // No SDK retries: the sender backs off itself (`outbox`), within
+            // the invocation's deadline, and counts each try as an attempt.
+            mailer: Mailer::new(
+                aws_sdk_sesv2::Client::from_conf(
+                    aws_sdk_sesv2::config::Builder::from(sdk)
+                        .retry_config(aws_config::retry::RetryConfig::disabled())
+                        .build(),
+                ),
+                email,
+            ),
+            config: outbox,
+        },
         s3: s3_client(sdk, &storage),
         bucket: storage.bucket_name,
         table,
     });
-    Ok(event_service(move |event| {
-        let state = Arc::clone(&state);
-        // Boxed: the handler's future is deep enough to hit the compiler's
-        // type-layout recursion limit when nested inside the runtime's.
-        async move { Box::pin(handle(&state, event)).await }
-    }))
+    let swept = Arc::clone(&state);
+    Ok(StreamWorker {
+        records: event_service(move |event| {
+            let state = Arc::clone(&state);
+            // Boxed: the handler's future is deep enough to hit the compiler's
+            // type-layout recursion limit when nested inside the runtime's.
+            async move { Box::pin(handle(&state, event)).await }
+        }),
+        sweep: event_service(move |event: ScheduledEvent| {
+            let state = Arc::clone(&swept);
+            async move { Box::pin(sweep(&state, event)).await }
+        }),
+    })
+}
+
+impl StreamWorker {
+    /// The one Lambda handler of both event sources: a stream batch has
+    /// `Records`, a schedule's event is EventBridge's `Scheduled Event`.
+    pub fn lambda(self) -> EventService<serde_json::Value, serde_json::Value> {
+        let StreamWorker { records, sweep } = self;
+        tower::util::BoxCloneSyncService::new(tower::service_fn(
+            move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+                let (records, sweep) = (records.clone(), sweep.clone());
+                async move {
+                    let (payload, context) = (event.payload, event.context);
+                    if payload.get("Records").is_some() {
+                        let batch: Event = serde_json::from_value(payload)?;
+                        let answer = tower::ServiceExt::oneshot(
+                            records,
+                            lambda_runtime::LambdaEvent::new(batch, context),
+                        )
+                        .await?;
+                        return Ok(serde_json::to_value(answer)?);
+                    }
+                    let scheduled: ScheduledEvent = serde_json::from_value(payload)?;
+                    if scheduled.detail_type != ScheduledEvent::DETAIL_TYPE {
+                        return Err(format!(
+                            "not an event this worker takes: {}",
+                            scheduled.detail_type
+                        )
+                        .into());
+                    }
+                    let tally = tower::ServiceExt::oneshot(
+                        sweep,
+                        lambda_runtime::LambdaEvent::new(scheduled, context),
+                    )
+                    .await?;
+                    Ok::<_, lambda_runtime::Error>(serde_json::to_value(tally)?)
+                }
+            },
+        ))
+    }
+}
+
+/// One run of the schedule: the due outbox emails.
+async fn sweep(state: &StreamState, event: ScheduledEvent) -> Tally {
+    let span = tracing::info_span!("outbox sweep", time = ?event.time);
+    async {
+        let tally = state
+            .sender
+            .sweep(Instant::now() + outbox::EMAIL_BUDGET)
+            .await;
+        tracing::info!(?tally, "outbox swept");
+        tally
+    }
+    .instrument(span)
+    .await
 }
 
 /// The kind of item an image is, if it names a known one.
@@ -105,6 +193,7 @@ fn entity(image: &serde_dynamo::Item) -> Option<Entity> {
 #[derive(Debug)]
 enum Work {
     Notify(Box<NotificationItem>),
+    Email(ulid::Ulid),
     RemoveComments(PostId),
     DiscardUpload(Box<UploadItem>),
     PresenceChanged,
@@ -122,6 +211,11 @@ fn classify(record: &EventRecord) -> Result<Work, AppError> {
                 Ok(Work::Notify(Box::new(item)))
             }
             Some(Entity::Presence) => Ok(Work::PresenceChanged),
+            Some(Entity::Outbox) => {
+                let item: OutboxItem = serde_dynamo::from_item(change.new_image.clone())
+                    .map_err(|err| AppError::internal("reading an outbox record", err))?;
+                Ok(Work::Email(item.id))
+            }
             _ => Ok(Work::Nothing),
         },
         "REMOVE" => match entity(&change.old_image) {
@@ -157,11 +251,17 @@ fn classify(record: &EventRecord) -> Result<Work, AppError> {
 async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse {
     let span = tracing::info_span!("stream", records = event.records.len());
     async {
+        let started = Instant::now();
         let mut presence_changed = false;
+        let mut emails = Vec::new();
         let mut failures = Vec::new();
         for record in &event.records {
             let result = match classify(record) {
                 Ok(Work::Notify(notification)) => deliver(state, &notification).await,
+                Ok(Work::Email(id)) => {
+                    emails.push(id);
+                    Ok(())
+                }
                 Ok(Work::RemoveComments(post_id)) => remove_comments(state, &post_id).await,
                 Ok(Work::DiscardUpload(upload)) => discard_upload(state, &upload).await,
                 Ok(Work::PresenceChanged) => {
@@ -184,6 +284,13 @@ async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse {
         if presence_changed && let Err(err) = state.realtime.broadcast_stats().await {
             tracing::warn!(error = %ErrorChain(&err), "dashboard stats not pushed");
         }
+        if !emails.is_empty() {
+            let tally = state
+                .sender
+                .send_new(emails, started + outbox::EMAIL_BUDGET)
+                .await;
+            tracing::info!(?tally, "outbox emails of the batch");
+        }
         let mut response = DynamoDbEventResponse::default();
         response.batch_item_failures = failures;
         response
@@ -192,8 +299,8 @@ async fn handle(state: &StreamState, event: Event) -> DynamoDbEventResponse {
     .await
 }
 
-/// Pushes a notification to its recipient's sockets and, for a comment to
-/// a verified address, emails it.
+/// Pushes a notification to its recipient's sockets. Its email, if any,
+/// is an outbox item of its own, sent apart (`outbox`).
 async fn deliver(state: &StreamState, notification: &NotificationItem) -> Result<(), AppError> {
     let connections = state.table.user_connections(&notification.user_id).await?;
     let frame = OutgoingFrame::Notification {
@@ -201,41 +308,7 @@ async fn deliver(state: &StreamState, notification: &NotificationItem) -> Result
     };
     let pushed = state.realtime.fan_out(&connections, &frame).await;
     tracing::info!(notificationId = %notification.id, connections = pushed.len(), "notification pushed");
-
-    if notification.kind != NotificationType::Comment {
-        return Ok(());
-    }
-    let Some(user) = state.table.user(&notification.user_id).await? else {
-        return Ok(());
-    };
-    if !user.email_verified || user.status != UserStatus::Active {
-        return Ok(());
-    }
-    state
-        .mailer
-        .send(&OutgoingEmail {
-            to: user.email.to_string(),
-            subject: notification.title.clone(),
-            text: comment_email_text(state.mailer.app_url(), &user.name, notification),
-        })
-        .await
-}
-
-/// The text of a comment's email: the notification, and a link to the post
-/// when it names one.
-fn comment_email_text(
-    app_url: &str,
-    name: &impl std::fmt::Display,
-    notification: &NotificationItem,
-) -> String {
-    let post_link = notification
-        .data
-        .get("postId")
-        .and_then(|v| v.as_str())
-        .and_then(|id| id.parse::<PostId>().ok())
-        .map(|id| format!("\n\n{app_url}/posts/{id}"))
-        .unwrap_or_default();
-    format!("Hi {name},\n\n{}{post_link}\n", notification.body)
+    Ok(())
 }
 
 /// Closes the WebSocket connections of sessions that ended.
@@ -255,19 +328,23 @@ async fn remove_comments(state: &StreamState, post_id: &PostId) -> Result<(), Ap
     Ok(())
 }
 
-/// Deletes the object of a removed pending upload, then frees its slot.
-/// S3 answers a delete of a key never written with success, so an upload
-/// whose bytes were never sent goes the same way.
+/// Deletes the object of a removed pending upload and frees its slot, at
+/// once: both are idempotent, so a record retried after one of them failed
+/// does both again harmlessly. S3 answers a delete of a key never written
+/// with success, so an upload whose bytes were never sent goes the same way.
 async fn discard_upload(state: &StreamState, upload: &UploadItem) -> Result<(), AppError> {
-    state
-        .s3
-        .delete_object()
-        .bucket(&state.bucket)
-        .key(&upload.key)
-        .send()
-        .await
-        .map_err(|err| model::error::translate("s3", err))?;
-    state.table.release_upload_slot(upload).await?;
+    let deleted = async {
+        state
+            .s3
+            .delete_object()
+            .bucket(&state.bucket)
+            .key(&upload.key)
+            .send()
+            .await
+            .map_err(|err| AppError::from(model::error::translate("s3", err)))
+    };
+    let released = async { Ok::<_, AppError>(state.table.release_upload_slot(upload).await?) };
+    tokio::try_join!(deleted, released)?;
     tracing::info!(uploadId = %upload.id, userId = %upload.owner_id, "abandoned upload discarded");
     Ok(())
 }
@@ -278,7 +355,7 @@ mod tests {
 
     use std::collections::HashMap;
 
-    use model::domain::UserId;
+    use model::{domain::UserId, notifications::NotificationType};
 
     const POST: &str = "01J0000000000000000000000B";
 
@@ -325,6 +402,9 @@ mod tests {
         let image = match entity {
             Entity::Notification => serde_dynamo::to_item(notification()).unwrap(),
             Entity::Upload => serde_dynamo::to_item(upload(UploadStatus::Pending)).unwrap(),
+            Entity::Outbox => {
+                serde_dynamo::to_item(OutboxItem::comment(&notification()).unwrap()).unwrap()
+            }
             _ => image(entity),
         };
         match event_name {
@@ -377,6 +457,11 @@ mod tests {
             classify(&record("INSERT", Entity::Presence)),
             Ok(Work::PresenceChanged)
         ));
+        let email = OutboxItem::comment(&item).unwrap();
+        let mut inserted = EventRecord::default();
+        inserted.event_name = "INSERT".into();
+        inserted.change.new_image = serde_dynamo::to_item(&email).unwrap();
+        assert!(matches!(classify(&inserted), Ok(Work::Email(id)) if id == email.id));
         assert!(matches!(
             classify(&record("REMOVE", Entity::Presence)),
             Ok(Work::PresenceChanged)
@@ -473,15 +558,19 @@ mod tests {
 
     #[test]
     fn the_comment_email_links_to_the_post() {
-        let text = comment_email_text("https://app.example", &"Alice", &notification());
+        let item = OutboxItem::comment(&notification()).unwrap();
+        let text =
+            outbox::comment_email_text("https://app.example", &"Alice", "Bob: nice one", &item);
         assert_eq!(
             text,
             format!("Hi Alice,\n\nBob: nice one\n\nhttps://app.example/posts/{POST}\n")
         );
-        let mut without = notification();
-        without.data.clear();
+        let without = OutboxItem {
+            post_id: None,
+            ..item
+        };
         assert_eq!(
-            comment_email_text("https://app.example", &"Alice", &without),
+            outbox::comment_email_text("https://app.example", &"Alice", "Bob: nice one", &without),
             "Hi Alice,\n\nBob: nice one\n"
         );
     }

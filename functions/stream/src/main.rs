@@ -6,5 +6,5 @@ use platform::{aws, config::ProcessEnv, telemetry};
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let sdk = aws::load_sdk_config().await;
-    lambda_runtime::run(stream::build(&ProcessEnv, &sdk)?).await
+    lambda_runtime::run(stream::build(&ProcessEnv, &sdk)?.lambda()).await
 }

@@ -1,6 +1,7 @@
 //! The local API Gateway: REST on API_PORT (3000) and WebSocket on WS_PORT
 //! (3001) in front of every function of template.yaml, invoked in process,
-//! plus the DynamoDB Streams poller that feeds the stream worker.
+//! plus the DynamoDB Streams poller that feeds the stream worker and the
+//! scheduler that runs its outbox sweep at template.yaml's rate.
 //!
 //! SIGINT or SIGTERM stops it gracefully, within [`STOP_LIMIT`] plus
 //! [`STREAM_DRAIN`]: that is how `make dev`'s hot reload
@@ -15,7 +16,7 @@
 
 use std::time::Duration;
 
-use infra::{functions, rest, streams, template::Template, ws};
+use infra::{functions, rest, schedule, streams, template::Template, ws};
 use platform::{
     aws,
     config::{ProcessEnv, StorageConfig},
@@ -95,6 +96,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut poller =
         streams::start(&sdk, &sdk, &storage.table_name, &template, built.stream).await?;
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let mut scheduler = schedule::start(&template, &region, built.sweep)?;
 
     let rest_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let ws_listener = tokio::net::TcpListener::bind(("127.0.0.1", ws_port)).await?;
@@ -115,6 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         served = &mut rest_server => return Err(format!("the REST server stopped: {served:?}").into()),
         served = &mut ws_server => return Err(format!("the WebSocket server stopped: {served:?}").into()),
         _ = &mut poller => return Err("the stream poller stopped".into()),
+        _ = &mut scheduler => return Err("the scheduler stopped".into()),
         signal = signal => tracing::info!(signal, "stopping"),
     }
 

@@ -455,16 +455,18 @@ async fn verify(
 
 /// moto's dump of its models, which is where it keeps the emails it
 /// accepted; `None` when there is none to be had. Dumping while requests
-/// write can fail inside moto ("dictionary changed size"): retried.
+/// write can fail inside moto ("dictionary changed size"): retried. The
+/// email is sent by the stream worker from the outbox a moment after the
+/// register, so it is waited for, 10 s at most.
 async fn verification_token(http: &reqwest::Client, emulator: &str, to: &str) -> Option<String> {
     let url = format!("{emulator}/moto-api/data.json");
-    for _ in 0..20 {
+    for _ in 0..200 {
         if let Ok(response) = http.get(&url).send().await {
             if response.status() == StatusCode::NOT_FOUND {
                 return None;
             }
             if let Ok(data) = response.json::<Value>().await {
-                return array(&data["ses"]["Message"])
+                let token = array(&data["ses"]["Message"])
                     .filter(|message| {
                         array(&message["destinations"]["ToAddresses"]).any(|a| a == to)
                             && message["subject"]
@@ -473,6 +475,9 @@ async fn verification_token(http: &reqwest::Client, emulator: &str, to: &str) ->
                     })
                     .filter_map(|message| token_in(message["body"].as_str()?))
                     .next_back();
+                if token.is_some() {
+                    return token;
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -172,6 +172,11 @@ mod tests {
                 (keys::connection_pk(&connection), keys::DASHBOARD_SK.into())
             }
             Entity::AdminCount => (keys::ADMIN_COUNT_PK.into(), keys::ADMIN_COUNT_SK.into()),
+            Entity::Outbox => (keys::outbox_pk(id), keys::OUTBOX_SK.into()),
+            Entity::EmailThrottle => (
+                keys::user_pk(&user),
+                keys::mailed_post_sk(&id.parse().unwrap()),
+            ),
         }
     }
 

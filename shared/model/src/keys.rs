@@ -23,6 +23,8 @@
 //! | dashboard subscriber | `DASHBOARD` | `CONN#<id>` |
 //! | active-admin counter | `ADMINS` | `COUNT` |
 //! | migration record | `MIGRATION#<version>` | `MIGRATION` |
+//! | outbox email | `OUTBOX#<id>` | `OUTBOX` (`gsi1`, while unsent: `OUTBOXDUE#<shard>` / `<dueMs>#<id>`) |
+//! | comment email throttle | `USER#<uid>` | `MAILED#<postId>`, `MAILDAY#<day>` |
 
 use std::fmt::Display;
 
@@ -52,6 +54,10 @@ pub enum Index {
 }
 
 impl Index {
+    /// The unsettled outbox emails, by due time (`outbox_due_pk`): shared
+    /// with the users list and the feed, with a prefix of its own.
+    pub const OUTBOX: Index = Index::Gsi1;
+
     pub const ALL: [Index; 2] = [Index::Gsi1, Index::Gsi2];
 
     pub const fn name(self) -> &'static str {
@@ -104,10 +110,12 @@ pub enum Entity {
     DashboardSubscriber,
     ConnectionDashboard,
     AdminCount,
+    Outbox,
+    EmailThrottle,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 19] = [
+    pub const ALL: [Entity; 21] = [
         Entity::User,
         Entity::Email,
         Entity::Session,
@@ -127,6 +135,8 @@ impl Entity {
         Entity::DashboardSubscriber,
         Entity::ConnectionDashboard,
         Entity::AdminCount,
+        Entity::Outbox,
+        Entity::EmailThrottle,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -150,6 +160,8 @@ impl Entity {
             Entity::DashboardSubscriber => "dashboard-subscriber",
             Entity::ConnectionDashboard => "connection-dashboard",
             Entity::AdminCount => "admin-count",
+            Entity::Outbox => "outbox",
+            Entity::EmailThrottle => "email-throttle",
         }
     }
 
@@ -161,7 +173,8 @@ impl Entity {
 
     /// What the stream worker reacts to, by event: the template's
     /// `FilterCriteria` must let exactly these through (a test checks).
-    pub const STREAMED_INSERTS: [Entity; 2] = [Entity::Notification, Entity::Presence];
+    pub const STREAMED_INSERTS: [Entity; 3] =
+        [Entity::Notification, Entity::Presence, Entity::Outbox];
     /// Changes that may end sessions: a session revoked, a user whose
     /// sessions were cut (docs/API.md §7.5).
     pub const STREAMED_MODIFIES: [Entity; 2] = [Entity::User, Entity::Session];
@@ -186,6 +199,10 @@ const WINDOW: &str = "W#";
 const CONNECTION: &str = "CONN#";
 const ROOM: &str = "ROOM#";
 const MIGRATION: &str = "MIGRATION#";
+const OUTBOX: &str = "OUTBOX#";
+const OUTBOX_DUE: &str = "OUTBOXDUE#";
+const MAILED: &str = "MAILED#";
+const MAIL_DAY: &str = "MAILDAY#";
 
 fn prefixed(prefix: &str, id: impl Display) -> String {
     format!("{prefix}{id}")
@@ -314,6 +331,45 @@ pub fn migration_pk(version: u32) -> String {
     prefixed(MIGRATION, version)
 }
 
+/// The sort key of every outbox email (`outbox_pk`).
+pub const OUTBOX_SK: &str = "OUTBOX";
+
+/// An email waiting to be sent, sent, or given up on: one partition per
+/// email, read by key.
+pub fn outbox_pk(id: impl Display) -> String {
+    prefixed(OUTBOX, id)
+}
+
+/// The index partitions (`Index::OUTBOX`) of the emails not yet settled,
+/// spread over `shard`s so their index writes stay off one key.
+pub fn outbox_due_pk(shard: u8) -> String {
+    prefixed(OUTBOX_DUE, shard)
+}
+
+/// The index sort key of an unsettled email: when it is due (epoch ms,
+/// zero-padded so the string order is the time order), then its id.
+pub fn outbox_due_sk(due_ms: i64, id: impl Display) -> String {
+    format!("{due_ms:013}#{id}")
+}
+
+/// The greatest index sort key of an email due at or before `now_ms`: `~`
+/// sorts after every character of an id.
+pub fn outbox_due_until(now_ms: i64) -> String {
+    format!("{now_ms:013}#~")
+}
+
+/// A recipient's last comment email about one post, in their partition:
+/// the per-post throttle.
+pub fn mailed_post_sk(post: &PostId) -> String {
+    prefixed(MAILED, post)
+}
+
+/// A recipient's count of comment emails on day `day` (days since the
+/// epoch, UTC), in their partition: the daily throttle.
+pub fn mail_day_sk(day: i64) -> String {
+    prefixed(MAIL_DAY, day)
+}
+
 /// The room a connection's `ROOM#<room>` sort key names.
 pub fn room_of_sk(sk: &str) -> Option<Room> {
     sk.strip_prefix(ROOM).and_then(|raw| Room::parse(raw).ok())
@@ -365,6 +421,11 @@ mod tests {
             (room_sk(&room), "ROOM#general".to_owned()),
             (migration_pk(1), "MIGRATION#1".to_owned()),
             (migration_pk(42), "MIGRATION#42".to_owned()),
+            (outbox_pk(id), format!("OUTBOX#{id}")),
+            (outbox_due_pk(3), "OUTBOXDUE#3".to_owned()),
+            (outbox_due_sk(42, id), format!("0000000000042#{id}")),
+            (mailed_post_sk(&id.parse().unwrap()), format!("MAILED#{id}")),
+            (mail_day_sk(20000), "MAILDAY#20000".to_owned()),
         ];
         for (built, expected) in cases {
             assert_eq!(built, expected);
@@ -373,6 +434,10 @@ mod tests {
         assert!(notification_sk(&id.parse().unwrap()).starts_with(NOTIFICATION_SK_PREFIX));
         assert!(connection_sk(&connection).starts_with(CONNECTION_SK_PREFIX));
         assert_eq!(MIGRATION_SK, "MIGRATION");
+        // Every email due by an instant sorts at or before its bound, and
+        // one due a millisecond later after it.
+        assert!(outbox_due_sk(1_700_000_000_000, id) <= outbox_due_until(1_700_000_000_000));
+        assert!(outbox_due_sk(1_700_000_000_001, id) > outbox_due_until(1_700_000_000_000));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod notifications;
+pub mod outbox;
 pub mod patterns;
 pub mod posts;
 pub mod ratelimit;

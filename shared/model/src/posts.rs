@@ -631,8 +631,8 @@ fn post_transaction(
 }
 
 /// A new comment (conditional on its id being new), its post's counter
-/// (conditional on the post existing), the notification, and the
-/// idempotency record.
+/// (conditional on the post existing), the notification and its email, and
+/// the idempotency record.
 fn comment_transaction(
     table: &Table,
     comment: &CommentItem,
@@ -644,6 +644,10 @@ fn comment_transaction(
     ];
     if let Some(notification) = extras.notification {
         items.push(transact_put(table, to_item(notification)?, None)?);
+        // Its email goes with it: there is one exactly when the
+        // notification commits (whether it is sent is the worker's call).
+        let email = crate::outbox::OutboxItem::comment(notification)?;
+        items.push(transact_put(table, to_item(&email)?, None)?);
     }
     let mut creation = Creation {
         items,
@@ -770,6 +774,11 @@ mod tests {
             assert_eq!(pk_of(&creation.items[1]), post_pk(&comment.post_id));
             if notify {
                 assert_eq!(pk_of(&creation.items[2]), notification.pk);
+                // The email of the notification, under its id.
+                assert_eq!(
+                    pk_of(&creation.items[3]),
+                    crate::keys::outbox_pk(notification.id)
+                );
             }
             match creation.record_at {
                 Some(at) => {
@@ -778,7 +787,7 @@ mod tests {
                 }
                 None => assert!(!keyed),
             }
-            let expected = 2 + usize::from(notify) + usize::from(keyed);
+            let expected = 2 + 2 * usize::from(notify) + usize::from(keyed);
             assert_eq!(creation.items.len(), expected);
         }
     }

@@ -3,21 +3,28 @@
 //! refresh, revoke, verify an email, reset a password.
 //!
 //! One-time tokens (email verification, password reset) are stored only as
-//! the SHA-256 of the token and consumed with a single `DeleteItem …
-//! ReturnValues=ALL_OLD`, so a token works exactly once even under
-//! concurrent use. Each write here is one round trip.
+//! the SHA-256 of the token. A token is read, then used in one transaction
+//! that deletes it on the condition that it is still there and unexpired
+//! and makes its change, so a token works exactly once even under
+//! concurrent use. The emails that carry tokens are outbox items
+//! (`crate::outbox`) written in the transaction that makes the token.
+//! Each write here is one round trip.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
     clock::unix_now,
-    domain::{SessionId, UserId},
+    domain::{Email, SessionId, UserId, UserStatus},
     error::{Condition, StoreError, dynamo},
     keys::{self, Entity, RESET_SK, VERIFY_SK},
-    table::{self, Item, Table, from_item, key, to_item, transact_put},
-    users::{EmailItem, UserItem},
+    outbox::OutboxItem,
+    table::{
+        self, Item, Table, from_item, key, to_item, transact_check, transact_put, transact_update,
+        transact_update_named,
+    },
+    users::{EmailItem, UserItem, Users},
 };
 
 /// The user attribute before which issued reset tokens are dead (epoch
@@ -123,9 +130,23 @@ pub struct TokenItem {
     /// before this field existed read as issued at 0.
     #[serde(default)]
     pub issued_at_ms: i64,
+    /// The address a reset token was sent to: the reset writes the new
+    /// password's copy onto that claim in its own transaction. Absent on
+    /// verification tokens and on reset tokens issued before the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
 }
 
 impl TokenItem {
+    fn key_of(token: &str, kind: TokenKind) -> Item {
+        key(keys::token_pk(&hash_secret(token)), kind.sk().to_owned())
+    }
+
+    /// This item's own key.
+    fn own_key(&self) -> Item {
+        key(self.pk.clone(), self.sk.clone())
+    }
+
     pub fn new(token: &str, kind: TokenKind, user_id: &UserId, ttl_secs: u64) -> Self {
         let expires_at = (unix_now() + ttl_secs) as i64;
         Self {
@@ -136,6 +157,15 @@ impl TokenItem {
             expires_at,
             ttl: expires_at,
             issued_at_ms: crate::clock::unix_now_ms(),
+            email: None,
+        }
+    }
+
+    /// This token, naming the address it is sent to.
+    pub fn sent_to(self, email: &Email) -> Self {
+        Self {
+            email: Some(email.clone()),
+            ..self
         }
     }
 }
@@ -146,13 +176,15 @@ impl TokenItem {
     reason = "called on the DynamoDB implementation, whose futures are Send; nothing is generic over it"
 )]
 pub trait Accounts {
-    /// The email claim, the user, their first session and their
-    /// verification token, atomically; `EmailTaken` if the email is claimed.
+    /// The email claim, the user, their first session, their verification
+    /// token and its email, atomically; `EmailTaken` if the email is
+    /// claimed (and then no email exists either).
     async fn register(
         &self,
         user: &UserItem,
         session: &SessionItem,
         token: &TokenItem,
+        email: &OutboxItem,
     ) -> Result<(), StoreError>;
     /// A new session (`AlreadyExists` for an id collision). Login writes
     /// it alongside the user's conditional `lastLoginAt`
@@ -182,21 +214,23 @@ pub trait Accounts {
         user: &UserId,
         sids: &[SessionId],
     ) -> Result<Vec<SessionItem>, StoreError>;
-    async fn put_token(&self, token: &TokenItem) -> Result<(), StoreError>;
-    /// Deletes the token and returns it if it existed and had not expired.
-    async fn consume_token(
-        &self,
-        token: &str,
-        kind: TokenKind,
-    ) -> Result<Option<TokenItem>, StoreError>;
-    /// `UserGone` if the user was deleted meanwhile.
-    async fn mark_email_verified(&self, user: &UserId, now: &str) -> Result<(), StoreError>;
-    /// Sets a new password with the reset token `token` and kills every
+    /// A reset token and its email, on the condition that the user is
+    /// active, in one transaction: `UserGone` when they are not (or are
+    /// gone), and then neither is written.
+    async fn request_reset(&self, token: &TokenItem, email: &OutboxItem) -> Result<(), StoreError>;
+    /// The token, if it exists and has not expired (strongly consistent).
+    async fn token(&self, token: &str, kind: TokenKind) -> Result<Option<TokenItem>, StoreError>;
+    /// Uses the verification token `token`: deletes it and marks its
+    /// user's email verified, in one transaction. `TokenSuperseded` when it
+    /// was used (or expired) meanwhile, `UserGone` when the user is gone.
+    async fn verify_email(&self, token: &TokenItem, now: &str) -> Result<(), StoreError>;
+    /// Uses the reset token `token` to set a new password, and kills every
     /// session created, and every reset token issued, before
-    /// `valid_after_ms`: the conditional write makes the token's check and
-    /// the reset one step, so of two outstanding tokens only the first used
-    /// works. `TokenSuperseded` if a reset after the token's issue won, or
-    /// the user was deleted meanwhile.
+    /// `valid_after_ms`, in one transaction that also deletes the token:
+    /// the conditional write makes the token's check and the reset one
+    /// step, so of two outstanding tokens only the first used works.
+    /// `TokenSuperseded` if the token was used meanwhile, a reset after the
+    /// token's issue won, or the user was deleted meanwhile.
     async fn set_password(
         &self,
         token: &TokenItem,
@@ -212,6 +246,7 @@ impl Accounts for Table {
         user: &UserItem,
         session: &SessionItem,
         token: &TokenItem,
+        email: &OutboxItem,
     ) -> Result<(), StoreError> {
         let not_exists = Some("attribute_not_exists(pk)");
         let items = vec![
@@ -219,10 +254,11 @@ impl Accounts for Table {
             transact_put(self, to_item(user)?, not_exists)?,
             transact_put(self, to_item(session)?, not_exists)?,
             transact_put(self, to_item(token)?, None)?,
+            transact_put(self, to_item(email)?, not_exists)?,
         ];
-        // The token's put has no condition; a user or session id that is
-        // taken can only be a collision, reported as the email's claim as
-        // it always was.
+        // The token's put has no condition; a user, session or email id
+        // that is taken can only be a collision, reported as the email's
+        // claim as it always was.
         table::transact_write(self, items).await.map_err(|failure| {
             failure.named(|failed| (!failed.contains(&3)).then_some(Condition::EmailTaken))
         })
@@ -312,54 +348,71 @@ impl Accounts for Table {
             .collect()
     }
 
-    async fn put_token(&self, token: &TokenItem) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(to_item(token)?))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(dynamo)
+    async fn request_reset(&self, token: &TokenItem, email: &OutboxItem) -> Result<(), StoreError> {
+        let items = vec![
+            transact_check(
+                self,
+                UserItem::key(&token.user_id),
+                "attribute_exists(pk) AND #status = :active",
+                [("#status".to_owned(), "status".to_owned())].into(),
+                [(
+                    ":active".to_owned(),
+                    AttributeValue::S(UserStatus::Active.as_str().to_owned()),
+                )]
+                .into(),
+            )?,
+            transact_put(self, to_item(token)?, None)?,
+            transact_put(self, to_item(email)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        table::transact_write(self, items).await.map_err(|failure| {
+            failure.named(|failed| match failed {
+                [0] => Some(Condition::UserGone),
+                [2] => Some(Condition::AlreadyExists),
+                _ => None,
+            })
+        })
     }
 
-    async fn consume_token(
-        &self,
-        token: &str,
-        kind: TokenKind,
-    ) -> Result<Option<TokenItem>, StoreError> {
+    async fn token(&self, token: &str, kind: TokenKind) -> Result<Option<TokenItem>, StoreError> {
         let output = self
             .client
-            .delete_item()
+            .get_item()
             .table_name(&self.name)
-            .set_key(Some(key(
-                keys::token_pk(&hash_secret(token)),
-                kind.sk().to_owned(),
-            )))
-            .return_values(ReturnValue::AllOld)
+            .set_key(Some(TokenItem::key_of(token, kind)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(dynamo)?;
-        let Some(item) = output.attributes.filter(|item| !item.is_empty()) else {
+        let Some(item) = output.item.filter(|item| !item.is_empty()) else {
             return Ok(None);
         };
         let token: TokenItem = from_item(item)?;
         Ok((token.expires_at > unix_now() as i64).then_some(token))
     }
 
-    async fn mark_email_verified(&self, user: &UserId, now: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(UserItem::key(user)))
-            .update_expression("SET emailVerified = :true, updatedAt = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))
+    async fn verify_email(&self, token: &TokenItem, now: &str) -> Result<(), StoreError> {
+        let items = vec![
+            use_token(self, token)?,
+            transact_update(
+                self,
+                UserItem::key(&token.user_id),
+                "SET emailVerified = :true, updatedAt = :now",
+                "attribute_exists(pk)",
+                vec![
+                    (":true", AttributeValue::Bool(true)),
+                    (":now", AttributeValue::S(now.to_owned())),
+                ],
+            )?,
+        ];
+        table::transact_write(self, items).await.map_err(|failure| {
+            failure.named(|failed| {
+                Some(if failed.contains(&0) {
+                    Condition::TokenSuperseded
+                } else {
+                    Condition::UserGone
+                })
+            })
+        })
     }
 
     async fn set_password(
@@ -369,44 +422,92 @@ impl Accounts for Table {
         valid_after_ms: i64,
         now: &str,
     ) -> Result<(), StoreError> {
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(UserItem::key(&token.user_id)))
-            .update_expression(
+        let mut items = vec![
+            use_token(self, token)?,
+            transact_update_named(
+                self,
+                UserItem::key(&token.user_id),
                 "SET passwordHash = :hash, sessionsValidAfter = :after, #resets = :after, updatedAt = :now",
-            )
-            .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#resets) OR #resets <= :issued)",
-            )
-            .expression_attribute_names("#resets", RESETS_VALID_AFTER)
-            .expression_attribute_values(":hash", AttributeValue::S(password_hash.to_owned()))
-            .expression_attribute_values(":after", AttributeValue::N(valid_after_ms.to_string()))
-            .expression_attribute_values(":issued", AttributeValue::N(token.issued_at_ms.to_string()))
-            .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|err| dynamo(err).on_condition(Condition::TokenSuperseded))?;
-        let user: UserItem = from_item(updated.attributes.unwrap_or_default())?;
+                [("#resets".to_owned(), RESETS_VALID_AFTER.to_owned())].into(),
+                [
+                    (
+                        ":hash".to_owned(),
+                        AttributeValue::S(password_hash.to_owned()),
+                    ),
+                    (
+                        ":after".to_owned(),
+                        AttributeValue::N(valid_after_ms.to_string()),
+                    ),
+                    (
+                        ":issued".to_owned(),
+                        AttributeValue::N(token.issued_at_ms.to_string()),
+                    ),
+                    (":now".to_owned(), AttributeValue::S(now.to_owned())),
+                ]
+                .into(),
+            )?,
+        ];
         // Login checks the password against the claim's copy of the hash
-        // (`EmailItem::password_hash`): the copy follows, or the new
-        // password would not log in. A claim that is no longer this user's
-        // is left alone.
-        self.client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(EmailItem::key(&user.email)))
-            .update_expression("SET passwordHash = :hash")
-            .condition_expression("userId = :id")
-            .expression_attribute_values(":hash", AttributeValue::S(password_hash.to_owned()))
-            .expression_attribute_values(":id", AttributeValue::S(user.id.to_string()))
-            .send()
+        // (`EmailItem::password_hash`): the copy changes with it, or the new
+        // password would not log in. A token names its address since the
+        // copy exists; an older one's claim is found from the user after.
+        if let Some(email) = &token.email {
+            items.push(claim_hash_update(
+                self,
+                email,
+                &token.user_id,
+                password_hash,
+            )?);
+        }
+        // Either way the token is no good: used meanwhile, or beaten by a
+        // later reset (or the user is gone).
+        table::transact_write(self, items)
             .await
-            .map_err(|err| dynamo(err).on_condition(Condition::UserGone))?;
+            .map_err(|failure| failure.named(|_| Some(Condition::TokenSuperseded)))?;
+        if token.email.is_none()
+            && let Some(user) = Users::user(self, &token.user_id).await?
+        {
+            let update = claim_hash_update(self, &user.email, &user.id, password_hash)?;
+            table::transact_write(self, vec![update])
+                .await
+                .map_err(|failure| failure.named(|_| Some(Condition::UserGone)))?;
+        }
         Ok(())
     }
+}
+
+/// The write of a new password's copy onto the claim of `email`, if the
+/// claim is still `user`'s.
+fn claim_hash_update(
+    table: &Table,
+    email: &Email,
+    user: &UserId,
+    password_hash: &str,
+) -> Result<TransactWriteItem, StoreError> {
+    transact_update(
+        table,
+        EmailItem::key(email),
+        "SET passwordHash = :hash",
+        "userId = :id",
+        vec![
+            (":hash", AttributeValue::S(password_hash.to_owned())),
+            (":id", AttributeValue::S(user.to_string())),
+        ],
+    )
+}
+
+/// The deletion of a token in the transaction that uses it, on the
+/// condition that it is still there and unexpired: of two uses, one wins.
+fn use_token(table: &Table, token: &TokenItem) -> Result<TransactWriteItem, StoreError> {
+    let delete = Delete::builder()
+        .table_name(&table.name)
+        .set_key(Some(token.own_key()))
+        .condition_expression("attribute_exists(pk) AND expiresAt > :now")
+        .expression_attribute_values(":now", AttributeValue::N(unix_now().to_string()))
+        .build()
+        .map_err(|err| StoreError::internal("building a transaction", err))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
 #[cfg(test)]

@@ -173,8 +173,9 @@ impl Realtime {
 
     /// Sends the current counts to every dashboard subscriber.
     pub async fn broadcast_stats(&self) -> Result<Stats, AppError> {
-        let stats = self.table.stats().await?;
-        let subscribers = self.table.dashboard_subscribers().await?;
+        // Independent reads: one round trip for both.
+        let (stats, subscribers) =
+            tokio::try_join!(self.table.stats(), self.table.dashboard_subscribers())?;
         self.fan_out(&subscribers, &OutgoingFrame::DashboardStats(stats))
             .await;
         Ok(stats)
